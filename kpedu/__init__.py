@@ -1,0 +1,14 @@
+"""kpedu: the implementations behind kp-book, an executable textbook on keypoint detection.
+
+Submodules (import them by name, e.g. ``from kpedu import codecs``):
+
+- :mod:`kpedu.runtime`  profile, device, seeding, notebook banner
+- :mod:`kpedu.data`     skeleton metainfo, synthetic people, COCO keypoint JSON
+- :mod:`kpedu.codecs`   heatmap encoding and decoding (argmax, quarter offset, soft-argmax)
+- :mod:`kpedu.metrics`  PCK / PCKh, NME, OKS and COCO AP (through pycocotools)
+- :mod:`kpedu.viz`      skeletons, heatmap overlays, prediction grids
+- :mod:`kpedu.train`    the training loop, checkpoints, ``load_or_train``
+- :mod:`kpedu.hub`      the registry of committed checkpoints
+- :mod:`kpedu.widgets`  interactive explorers with a static fallback
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,53 @@
+"""Data for the book: skeleton metainfo, synthetic people, backgrounds, COCO keypoint JSON.
+
+Foundations chapter. Everything is generated on the fly or bundled with the package; no
+network access is needed at run time.
+
+- :mod:`kpedu.data.skeleton`     :class:`Skeleton`, :func:`load_skeleton`, :data:`COCO17`
+- :mod:`kpedu.data.people`       :func:`make_person`, :func:`make_scene`, :class:`SyntheticPeople`
+- :mod:`kpedu.data.backgrounds`  :func:`make_background` (noise, textures, bundled photos)
+- :mod:`kpedu.data.coco`         :func:`to_coco`, :func:`write_coco`, :func:`read_coco`,
+  :func:`results_to_coco`
+"""
+from .backgrounds import BACKGROUND_KINDS, PHOTO_NAMES, load_photo, make_background
+from .coco import CocoImage, CocoKeypoints, read_coco, results_to_coco, to_coco, write_coco
+from .people import (
+    KEYPOINT_PARTS,
+    NUM_PARTS,
+    PART_NAMES,
+    PERSON_FIELDS,
+    Sample,
+    SyntheticPeople,
+    collate_people,
+    make_person,
+    make_scene,
+    render_labels_to_parts,
+)
+from .skeleton import COCO17, Skeleton, available_skeletons, load_skeleton
+
+__all__ = [
+    "Skeleton",
+    "load_skeleton",
+    "available_skeletons",
+    "COCO17",
+    "Sample",
+    "make_person",
+    "make_scene",
+    "SyntheticPeople",
+    "collate_people",
+    "PART_NAMES",
+    "NUM_PARTS",
+    "KEYPOINT_PARTS",
+    "PERSON_FIELDS",
+    "render_labels_to_parts",
+    "make_background",
+    "load_photo",
+    "PHOTO_NAMES",
+    "BACKGROUND_KINDS",
+    "to_coco",
+    "write_coco",
+    "read_coco",
+    "results_to_coco",
+    "CocoKeypoints",
+    "CocoImage",
+]

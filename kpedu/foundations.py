@@ -1,0 +1,291 @@
+"""The Foundations chapter's experiment: regress coordinates or predict heatmaps?
+
+``book/ch00-foundations/02-coordinates-vs-heatmaps`` trains two networks that share one
+convolutional encoder and differ only in the head:
+
+* ``head="coords"`` flattens the encoder's final feature map and regresses the ``2K``
+  numbers directly with fully connected layers (the DeepPose recipe);
+* ``head="heatmap"`` upsamples back to stride 2 (a small U-Net style decoder) and
+  predicts one Gaussian heatmap per keypoint, decoded with
+  :func:`kpedu.codecs.decode_argmax` (argmax plus the quarter-pixel shift).
+
+Both are trained on the same synthetic single-person crops with the same budget; the
+checkpoints ``foundations-coords`` and ``foundations-heatmap`` in :mod:`kpedu.hub` are
+produced by the recipes at the bottom of this module
+(``python -m kpedu.hub train foundations-heatmap``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import hub
+from .codecs import GaussianHeatmapCodec
+from .metrics import pck
+
+__all__ = [
+    "PoseNet",
+    "PeopleTensors",
+    "make_people",
+    "flip_batch",
+    "heatmap_loss",
+    "coords_loss",
+    "predict",
+    "evaluate",
+    "train_posenet",
+    "RECIPE",
+]
+
+# One place for the experiment's settings; profiles change sizes, never algorithms.
+RECIPE = {
+    "image_size": 64,
+    "heatmap_stride": 2,
+    "sigma": 1.5,
+    "width": 16,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "train_people": {"ci": 256, "book": 1500, "full": 8000},
+    "steps": {"ci": 30, "book": 400, "full": 4000},
+    "val_people": {"ci": 100, "book": 500, "full": 1000},
+    "train_seed": 1,
+    "val_seed": 10_001,
+}
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class PoseNet(nn.Module):
+    """Encoder with a coordinate head or a heatmap head (Foundations chapter).
+
+    Args:
+        num_keypoints: K (17 for COCO-17).
+        head: ``"heatmap"`` or ``"coords"``.
+        width: channels of the first stage (stages use 1x, 2x, 4x, 4x).
+        input_size: square input side, a multiple of 8.
+
+    ``forward(images)`` takes ``(B, 3, S, S)`` in [0, 1] and returns heatmaps
+    ``(B, K, S/2, S/2)`` or coordinates ``(B, K, 2)`` in image pixels.
+    """
+
+    def __init__(self, num_keypoints: int = 17, head: str = "heatmap", width: int = 16, input_size: int = 64):
+        super().__init__()
+        if head not in ("heatmap", "coords"):
+            raise ValueError(f"head must be 'heatmap' or 'coords', got {head!r}")
+        if input_size % 8 or input_size <= 0:
+            raise ValueError(f"input_size must be a positive multiple of 8, got {input_size}")
+        self.head_type, self.num_keypoints, self.input_size = head, num_keypoints, input_size
+        w = width
+        self.stem = nn.Sequential(_conv(3, w), _conv(w, w))            # S
+        self.down1 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))      # S/2
+        self.down2 = nn.Sequential(_conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w))  # S/4
+        self.down3 = nn.Sequential(_conv(4 * w, 4 * w, 2), _conv(4 * w, 4 * w))  # S/8
+        if head == "heatmap":
+            self.up2 = _conv(8 * w, 4 * w)   # S/4: upsampled S/8 + skip
+            self.up1 = _conv(6 * w, 2 * w)   # S/2: upsampled S/4 + skip
+            self.out = nn.Conv2d(2 * w, num_keypoints, 1)
+        else:
+            cells = (input_size // 8) ** 2
+            self.fc = nn.Sequential(
+                nn.Flatten(), nn.Linear(4 * w * cells, 256), nn.ReLU(inplace=True),
+                nn.Linear(256, 2 * num_keypoints),
+            )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[-1] != self.input_size:
+            raise ValueError(f"expected images (B, 3, {self.input_size}, {self.input_size}), got {tuple(images.shape)}")
+        x0 = self.stem(images)
+        x1 = self.down1(x0)
+        x2 = self.down2(x1)
+        x3 = self.down3(x2)
+        if self.head_type == "heatmap":
+            y = self.up2(torch.cat([F.interpolate(x3, scale_factor=2.0, mode="nearest"), x2], 1))
+            y = self.up1(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), x1], 1))
+            return self.out(y)
+        # coordinates normalised to [-1, 1] by the head, returned in pixels
+        c = self.fc(x3).view(-1, self.num_keypoints, 2)
+        return (c + 1) * (self.input_size / 2) - 0.5
+
+
+@dataclass
+class PeopleTensors:
+    """A pre-generated set of single-person crops held as tensors."""
+
+    images: torch.Tensor      # (N, 3, S, S) uint8 to save memory
+    keypoints: torch.Tensor   # (N, K, 2) float32, image pixels
+    visible: torch.Tensor     # (N, K) uint8, COCO flags
+    head_sizes: torch.Tensor  # (N,) head diameters, the PCKh normaliser
+    areas: torch.Tensor       # (N,) visible pixel area, COCO's OKS scale
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, idx) -> dict:
+        return {
+            "image": self.images[idx].float() / 255.0,
+            "keypoints": self.keypoints[idx],
+            "visible": self.visible[idx],
+        }
+
+
+def make_people(n: int, seed: int, image_size: int = 64, progress: bool = False) -> PeopleTensors:
+    """Generate ``n`` single-person crops with :class:`kpedu.data.SyntheticPeople`."""
+    from .data import SyntheticPeople
+
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    ds = SyntheticPeople(n, image_size=image_size, mode="single", seed=seed)
+    it = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"generating {n} people", mininterval=0.5)
+    imgs, kps, vis, heads, areas = [], [], [], [], []
+    for i in it:
+        s = ds[i]
+        imgs.append((s["image"] * 255).round().to(torch.uint8))
+        kps.append(s["keypoints"][0])
+        vis.append(s["visible"][0])
+        heads.append(s["head_sizes"][0])
+        areas.append(s["areas"][0])
+    return PeopleTensors(torch.stack(imgs), torch.stack(kps).float(), torch.stack(vis).to(torch.uint8),
+                         torch.stack(heads).float(), torch.stack(areas).float())
+
+
+def flip_batch(batch: dict, skeleton=None) -> dict:
+    """Mirror images left-right and relabel keypoints with the skeleton's flip pairs."""
+    if skeleton is None:
+        from .data import COCO17 as skeleton
+    perm = torch.as_tensor(np.asarray(skeleton.flip_permutation), dtype=torch.long)
+    img = batch["image"].flip(-1)
+    w = img.shape[-1]
+    kp = batch["keypoints"][:, perm].clone()
+    kp[..., 0] = (w - 1) - kp[..., 0]
+    return {**batch, "image": img, "keypoints": kp, "visible": batch["visible"][:, perm]}
+
+
+def heatmap_loss(pred: torch.Tensor, keypoints: torch.Tensor, visible: torch.Tensor,
+                 codec: GaussianHeatmapCodec) -> torch.Tensor:
+    """Mean squared error to Gaussian targets, keypoints that are not labelled masked."""
+    target, weight = codec.encode(keypoints.detach().cpu(), visible.detach().cpu())
+    target, weight = target.to(pred.device), weight.to(pred.device)
+    per_map = ((pred.float() - target) ** 2).mean(dim=(-2, -1))
+    return (per_map * weight).sum() / weight.sum().clamp(min=1) * 1000.0
+
+
+def coords_loss(pred: torch.Tensor, keypoints: torch.Tensor, visible: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Mean squared error of normalised coordinates, keypoints that are not labelled masked."""
+    weight = (visible > 0).float()
+    d2 = (((pred.float() - keypoints) / image_size) ** 2).sum(-1)
+    return (d2 * weight).sum() / weight.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def predict(model: PoseNet, images: torch.Tensor, batch_size: int = 128, return_scores: bool = False):
+    """Keypoints ``(N, K, 2)`` in image pixels for images ``(N, 3, S, S)`` (float or uint8).
+
+    With ``return_scores`` also returns ``(N, K)`` confidences: the heatmap peak values
+    (the coordinate head has none and returns ones)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    s = model.input_size
+    codec = GaussianHeatmapCodec(s, s // RECIPE["heatmap_stride"], RECIPE["sigma"])
+    out, scores = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        y = model(x).float()
+        if model.head_type == "heatmap":
+            kp, sc = codec.decode(y)
+        else:
+            kp, sc = y, torch.ones(y.shape[:-1], device=y.device)
+        out.append(kp.cpu())
+        scores.append(sc.cpu())
+    model.train(was_training)
+    return (torch.cat(out), torch.cat(scores)) if return_scores else torch.cat(out)
+
+
+def evaluate(model: PoseNet, people: PeopleTensors) -> dict[str, float]:
+    """PCK@0.1 and PCK@0.2 (torso) and PCKh@0.5 on ``people``."""
+    pred = predict(model, people.images)
+    gt, vis = people.keypoints, people.visible
+    return {
+        "pck@0.1": pck(pred, gt, vis, "torso", 0.1).mean,
+        "pck@0.2": pck(pred, gt, vis, "torso", 0.2).mean,
+        "pckh@0.5": pck(pred, gt, vis, people.head_sizes, 0.5).mean,
+    }
+
+
+def train_posenet(model: PoseNet, train: PeopleTensors, steps: int, batch_size: int = 32, lr: float = 2e-3,
+                  seed: int = 0, device=None, progress: bool = True, callback=None):
+    """Train ``model`` in place with Adam, a one-cycle learning-rate schedule and random
+    horizontal flips (the flip relabels left and right with the skeleton's flip pairs).
+
+    Uses :func:`kpedu.train.fit` (``callback`` is passed on); returns its
+    :class:`~kpedu.train.History`.
+    """
+    if steps <= 0 or batch_size <= 0:
+        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+    from .runtime import get_device
+    from .train import fit
+
+    device = torch.device(device) if device is not None else get_device()
+    model.to(device)
+    s = model.input_size
+    codec = GaussianHeatmapCodec(s, s // RECIPE["heatmap_stride"], RECIPE["sigma"])
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches():
+        while True:
+            idx = torch.randint(len(train), (batch_size,), generator=gen)
+            b = train.batch(idx)
+            if torch.rand((), generator=gen) < 0.5:
+                b = flip_batch(b)
+            yield b
+
+    def loss_fn(m, b):
+        pred = m(b["image"])
+        if m.head_type == "heatmap":
+            return heatmap_loss(pred, b["keypoints"], b["visible"], codec)
+        return coords_loss(pred, b["keypoints"], b["visible"], s)
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    return fit(model, batches(), loss_fn, steps=steps, optimizer=opt, scheduler=sched, device=device,
+               log_every=max(1, steps // 50), desc=f"{model.head_type} model", progress=progress,
+               callback=callback)
+
+
+def _recipe(head: str):
+    def run(profile, device):
+        from .runtime import seed_everything
+
+        seed_everything(0)
+        name = profile.name
+        t0 = time.time()
+        train = make_people(RECIPE["train_people"][name], RECIPE["train_seed"], RECIPE["image_size"], progress=True)
+        val = make_people(RECIPE["val_people"][name], RECIPE["val_seed"], RECIPE["image_size"])
+        model = PoseNet(17, head, RECIPE["width"], RECIPE["image_size"])
+        train_posenet(model, train, RECIPE["steps"][name], RECIPE["batch_size"], RECIPE["lr"], seed=0, device=device)
+        metrics = evaluate(model, val)
+        metrics["train_seconds"] = round(time.time() - t0, 1)
+        return model.cpu(), metrics
+
+    return run
+
+
+hub.recipe("foundations-heatmap", description="PoseNet with a heatmap head, 64x64 synthetic people (Foundations)")(
+    _recipe("heatmap"))
+hub.recipe("foundations-coords", description="PoseNet with a coordinate head, 64x64 synthetic people (Foundations)")(
+    _recipe("coords"))

@@ -1,0 +1,513 @@
+"""The registry of committed checkpoints and the recipes that produce them.
+
+Checkpoints ship inside the package, in ``kpedu/checkpoints/``, next to
+``registry.json``, which records for every name::
+
+    {"file": "NAME.pt", "sha256": "...", "command": "python -m kpedu.hub train NAME",
+     "profile": "full", "metrics": {...}, "description": "...", "created": "YYYY-MM-DD",
+     "kpedu_version": "...", "torch_version": "...", "seconds": ...}
+
+A chapter module declares how a checkpoint is made with :func:`recipe`::
+
+    @hub.recipe("simplebaseline_synth", description="ResNet-18 SimpleBaseline on SynthPeople")
+    def simplebaseline_synth(profile, device):
+        model = ...; fit(model, ..., steps=profile.pick(ci=50, book=2000, full=20000))
+        return model, {"pck@0.05": ...}
+
+and the command line reproduces, lists and checks them::
+
+    python -m kpedu.hub list
+    python -m kpedu.hub verify [NAME ...]        # non-zero exit on a missing / altered file
+    python -m kpedu.hub train NAME [--profile full] [--device cpu] [--seed 0]
+    torchrun --nproc_per_node=4 -m kpedu.hub train NAME   # data-parallel; rank 0 saves
+
+Recipes are discovered by importing the modules in :data:`RECIPE_MODULES` (plus any
+comma-separated names in ``KPEDU_RECIPE_MODULES``). The checkpoint folder is
+:data:`CHECKPOINT_DIR` when set, else ``KPEDU_CHECKPOINT_DIR``, else the package's own
+``checkpoints/`` folder; tests point it at a temporary directory. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import math
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__, runtime
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "RECIPE_MODULES",
+    "Recipe",
+    "checkpoint_dir",
+    "registry_path",
+    "read_registry",
+    "sha256",
+    "entry",
+    "checkpoint_path",
+    "status",
+    "verify",
+    "list_entries",
+    "register",
+    "recipe",
+    "discover_recipes",
+    "get_recipe",
+    "train",
+    "main",
+]
+
+#: Override for the checkpoint folder (None: ``KPEDU_CHECKPOINT_DIR`` or the package folder).
+CHECKPOINT_DIR: Path | str | None = None
+#: Modules imported (lazily) to discover ``@recipe`` functions.
+RECIPE_MODULES: list[str] = ["kpedu.foundations"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent / "checkpoints"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_DEFAULT_PROFILE, _DEFAULT_SEED = "full", 0
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def checkpoint_dir() -> Path:
+    """The folder holding ``registry.json`` and the checkpoint files."""
+    if CHECKPOINT_DIR is not None:
+        return Path(CHECKPOINT_DIR)
+    env = os.environ.get("KPEDU_CHECKPOINT_DIR", "").strip()
+    return Path(env) if env else _PACKAGE_DIR
+
+
+def registry_path() -> Path:
+    """Path of ``registry.json`` in :func:`checkpoint_dir`."""
+    return checkpoint_dir() / "registry.json"
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith(".pt"):
+        raise ValueError(
+            f"checkpoint name {name!r} must be letters, digits, '_', '-' or '.' "
+            "(no path separators, no .pt suffix)"
+        )
+    return name
+
+
+def read_registry() -> dict[str, dict[str, Any]]:
+    """The registry as a dict (empty when ``registry.json`` does not exist)."""
+    path = registry_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path} must map checkpoint names to objects")
+    return data
+
+
+def _write_registry(data: Mapping[str, Any]) -> None:
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".registry.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 digest of a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def entry(name: str) -> dict[str, Any] | None:
+    """The registry entry for ``name`` (a copy), or None when it is not registered."""
+    _check_name(name)
+    ent = read_registry().get(name)
+    return json.loads(json.dumps(ent)) if ent is not None else None
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where the checkpoint file for ``name`` lives (whether or not it exists)."""
+    ent = entry(name)
+    file = (ent or {}).get("file") or f"{name}.pt"
+    if Path(file).name != file:
+        raise ValueError(f"registry entry {name!r} has file {file!r}, which is not a bare file name")
+    return checkpoint_dir() / file
+
+
+def status(name: str) -> str:
+    """``"ok"``, ``"missing"`` (no file), ``"mismatch"`` (sha256 differs) or ``"unregistered"``."""
+    ent = entry(name)
+    if ent is None:
+        return "unregistered"
+    path = checkpoint_path(name)
+    if not path.is_file():
+        return "missing"
+    return "ok" if sha256(path) == ent.get("sha256") else "mismatch"
+
+
+def verify(name: str) -> bool:
+    """True when ``name``'s file exists and its sha256 matches the registry.
+
+    Raises ``KeyError`` for a name that is not registered.
+    """
+    st = status(name)
+    if st == "unregistered":
+        known = ", ".join(sorted(read_registry())) or "none"
+        raise KeyError(f"{name!r} is not in the checkpoint registry (registered: {known})")
+    return st == "ok"
+
+
+def list_entries() -> list[dict[str, Any]]:
+    """All registry entries sorted by name, each with its ``name`` added."""
+    return [{"name": k, **v} for k, v in sorted(read_registry().items())]
+
+
+def _json_safe(value: Any, where: str) -> Any:
+    """Plain JSON types (tensors / numpy scalars become numbers); NaN/inf are refused."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            return [_json_safe(v, where) for v in value.detach().cpu().tolist()]
+        value = value.item()
+    elif type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}; registry metrics must be finite")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "to_dict"):
+        return _json_safe(value.to_dict(), where)
+    raise TypeError(f"{where} has type {type(value).__name__}, which cannot go in registry.json")
+
+
+def register(
+    name: str,
+    file: str | os.PathLike[str],
+    *,
+    command: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    description: str = "",
+    seconds: float | None = None,
+    profile: str = _DEFAULT_PROFILE,
+) -> dict[str, Any]:
+    """Record ``file`` (inside :func:`checkpoint_dir`) as checkpoint ``name``.
+
+    Computes the file's sha256, stamps today's date and the kpedu / torch versions,
+    and rewrites ``registry.json`` with sorted keys and two-space indentation so diffs
+    stay small. Returns the new entry.
+    """
+    _check_name(name)
+    folder = checkpoint_dir().resolve()
+    path = Path(file)
+    if not path.is_absolute():
+        path = folder / path
+    path = path.resolve()
+    if path.parent != folder:
+        raise ValueError(f"checkpoint file {path} must be directly inside {folder}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    if profile not in runtime.PROFILES:
+        raise ValueError(f"profile must be one of {runtime.PROFILES}, got {profile!r}")
+    if seconds is not None and not (isinstance(seconds, (int, float)) and seconds >= 0):
+        raise ValueError(f"seconds must be a non-negative number or None, got {seconds!r}")
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics must be a dict or None, got {type(metrics).__name__}")
+    if not isinstance(description, str):
+        raise TypeError("description must be a string")
+    ent = {
+        "file": path.name,
+        "sha256": sha256(path),
+        "command": command or f"python -m kpedu.hub train {name}",
+        "profile": profile,
+        "metrics": _json_safe(dict(metrics or {}), "metrics"),
+        "description": description,
+        "created": datetime.now(timezone.utc).date().isoformat(),
+        "kpedu_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "seconds": None if seconds is None else round(float(seconds), 1),
+    }
+    data = read_registry()
+    data[name] = ent
+    _write_registry(data)
+    return dict(ent)
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A registered way to produce checkpoint ``name``: ``fn(profile, device) -> (model, metrics)``."""
+
+    name: str
+    fn: Callable[[runtime.Profile, torch.device], tuple[torch.nn.Module, dict[str, Any]]]
+    description: str
+    module: str
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def recipe(name: str, *, description: str = "") -> Callable[[Callable], Callable]:
+    """Decorator declaring how checkpoint ``name`` is trained.
+
+    The decorated ``fn(profile, device)`` trains under ``profile`` (a
+    :class:`kpedu.runtime.Profile`) on ``device`` and returns ``(model, metrics)``.
+    The function itself is returned unchanged, so a chapter can call it directly.
+    """
+    _check_name(name)
+    if not isinstance(description, str):
+        raise TypeError("description must be a string")
+
+    def decorate(fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError("@recipe must decorate a function fn(profile, device)")
+        key = (fn.__module__, fn.__qualname__)
+        old = _RECIPES.get(name)
+        if old is not None and (old.module, old.fn.__qualname__) != key:
+            raise ValueError(
+                f"recipe {name!r} is already defined by {old.module}.{old.fn.__qualname__}"
+            )
+        _RECIPES[name] = Recipe(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0], fn.__module__)
+        return fn
+
+    return decorate
+
+
+def _recipe_modules() -> list[str]:
+    extra = [m.strip() for m in os.environ.get("KPEDU_RECIPE_MODULES", "").split(",") if m.strip()]
+    return list(dict.fromkeys([*RECIPE_MODULES, *extra]))
+
+
+def discover_recipes() -> dict[str, Recipe]:
+    """Import the recipe modules and return every registered recipe by name.
+
+    A module in the list that does not exist is skipped; any other import error
+    (including a missing dependency *inside* an existing module) propagates.
+    """
+    for mod in _recipe_modules():
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    return dict(sorted(_RECIPES.items()))
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe for ``name``; ``KeyError`` listing the known ones otherwise."""
+    recipes = discover_recipes()
+    if name not in recipes:
+        known = ", ".join(recipes) or "none"
+        raise KeyError(f"no recipe named {name!r} (known recipes: {known})")
+    return recipes[name]
+
+
+def _command(name: str, profile: str, seed: int, device: str | None, world: int) -> str:
+    launcher = "python -m kpedu.hub" if world <= 1 else f"torchrun --nproc_per_node={world} -m kpedu.hub"
+    parts = [launcher, "train", shlex.quote(name)]
+    if profile != _DEFAULT_PROFILE:
+        parts += ["--profile", profile]
+    if device:
+        parts += ["--device", shlex.quote(device)]
+    if seed != _DEFAULT_SEED:
+        parts += ["--seed", str(seed)]
+    return " ".join(parts)
+
+
+def train(
+    name: str,
+    *,
+    profile: str = _DEFAULT_PROFILE,
+    device: str | None = None,
+    seed: int = _DEFAULT_SEED,
+    verbose: bool = True,
+) -> dict[str, Any] | None:
+    """Run recipe ``name``, save ``NAME.pt``, register it; returns the entry (None off rank 0).
+
+    Under torchrun the process group is initialised first (and torn down after), every
+    rank runs the recipe (whose :func:`kpedu.train.fit` calls go data-parallel) and
+    only rank 0 writes the checkpoint and the registry. ``KPEDU_PROFILE`` is set to
+    ``profile`` while the recipe runs, so ``runtime.pick`` inside it agrees.
+    """
+    from . import distributed as kdist
+    from .train import save_checkpoint
+
+    _check_name(name)
+    if profile not in runtime.PROFILES:
+        raise ValueError(f"profile must be one of {runtime.PROFILES}, got {profile!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    rec = get_recipe(name)
+
+    owns_group = not kdist.is_distributed()
+    info = kdist.init_distributed(device)
+    old_profile = os.environ.get("KPEDU_PROFILE")
+    os.environ["KPEDU_PROFILE"] = profile
+    try:
+        prof = runtime.get_profile()
+        runtime.seed_everything(seed)
+        if verbose and info.is_main:
+            print(runtime.banner(prof, info.device, seed) + f" | world_size={info.world_size}")
+            print(f"[kpedu.hub] training {name!r}: {rec.description}")
+        t0 = time.perf_counter()
+        out = rec.fn(prof, info.device)
+        seconds = time.perf_counter() - t0
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.nn.Module)):
+            raise TypeError(f"recipe {name!r} must return (model, metrics), got {type(out).__name__}")
+        model, metrics = out
+        if metrics is None:
+            metrics = {}
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"recipe {name!r} returned metrics of type {type(metrics).__name__}, not a dict")
+        metrics = _json_safe(dict(metrics), "metrics")
+        command = _command(name, profile, seed, device, info.world_size)
+
+        ent = None
+        if info.is_main:
+            path = checkpoint_dir() / f"{name}.pt"
+            meta = {
+                "name": name,
+                "metrics": metrics,
+                "command": command,
+                "seed": seed,
+                "profile": profile,
+                "device": str(info.device),
+                "world_size": info.world_size,
+                "seconds": round(seconds, 1),
+                "torch_version": str(torch.__version__),
+            }
+            save_checkpoint(path, model, meta)
+            ent = register(
+                name,
+                path.name,
+                command=command,
+                metrics=metrics,
+                description=rec.description,
+                seconds=seconds,
+                profile=profile,
+            )
+            if verbose:
+                print(f"[kpedu.hub] {name}: {seconds:.1f} s, metrics {json.dumps(metrics)}")
+                print(f"[kpedu.hub] wrote {path} (sha256 {ent['sha256']}) and {registry_path().name}")
+        kdist.barrier()
+        return ent
+    finally:
+        if old_profile is None:
+            os.environ.pop("KPEDU_PROFILE", None)
+        else:
+            os.environ["KPEDU_PROFILE"] = old_profile
+        if owns_group:
+            kdist.cleanup()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cmd_list() -> int:
+    entries = list_entries()
+    recipes = discover_recipes()
+    if not entries and not recipes:
+        print(f"no checkpoints registered in {registry_path()} and no recipes found")
+        return 0
+    for ent in entries:
+        st = status(ent["name"])
+        metrics = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in (ent.get("metrics") or {}).items()
+            if isinstance(v, (int, float, str))
+        )
+        print(f"{ent['name']:<32} {st:<9} {ent.get('file', '')}  {ent.get('created', '')}  {metrics}")
+    for name, rec in recipes.items():
+        if not any(e["name"] == name for e in entries):
+            print(f"{name:<32} {'no file':<9} recipe in {rec.module}: {rec.description}")
+    return 0
+
+
+def _cmd_verify(names: list[str]) -> int:
+    names = names or [e["name"] for e in list_entries()]
+    if not names:
+        print(f"no checkpoints registered in {registry_path()}")
+        return 0
+    bad = 0
+    for name in names:
+        try:
+            st = status(name)
+        except ValueError as exc:
+            st = f"invalid name ({exc})"
+        if st != "ok":
+            bad += 1
+        print(f"{name:<32} {st}")
+    if bad:
+        print(f"{bad} of {len(names)} checkpoint(s) failed verification", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m kpedu.hub``); returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m kpedu.hub", description="kpedu's registry of committed checkpoints"
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list registered checkpoints and known recipes")
+    p_verify = sub.add_parser("verify", help="check files against their sha256 (exit 1 on failure)")
+    p_verify.add_argument("names", nargs="*", metavar="NAME")
+    p_train = sub.add_parser("train", help="train a recipe, save NAME.pt and register it")
+    p_train.add_argument("name", metavar="NAME")
+    p_train.add_argument("--profile", default=_DEFAULT_PROFILE, choices=runtime.PROFILES)
+    p_train.add_argument("--device", default=None, help="e.g. cpu, cuda, mps (default: best available)")
+    p_train.add_argument("--seed", type=int, default=_DEFAULT_SEED)
+    args = parser.parse_args(argv)
+
+    if args.cmd == "list":
+        return _cmd_list()
+    if args.cmd == "verify":
+        return _cmd_verify(args.names)
+    if args.seed < 0:
+        parser.error("--seed must be non-negative")
+    try:
+        get_recipe(args.name)
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    train(args.name, profile=args.profile, device=args.device, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    # Delegate to the imported module so that recipes registering through
+    # ``kpedu.hub.recipe`` and this CLI share one registry (not ``__main__``'s copy).
+    from kpedu import hub as _hub
+
+    sys.exit(_hub.main())

@@ -1,0 +1,832 @@
+"""One training loop for every chapter, checkpoints, and ``load_or_train``.
+
+- :func:`fit` runs a fixed number of optimisation *steps* over any re-iterable source
+  of batches, with mixed precision on CUDA, gradient clipping, an LR scheduler, a
+  quiet progress bar, early stopping through a callback and data-parallel training
+  when launched by ``torchrun`` (see :mod:`kpedu.distributed`). It returns a
+  :class:`History`.
+- :func:`save_checkpoint` / :func:`load_checkpoint` write and read
+  ``{"state_dict", "meta", "kpedu_version"}`` files. Loading always uses
+  ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
+- :func:`load_or_train` is what a notebook calls for a headline model: load the
+  committed checkpoint from :mod:`kpedu.hub` when its hash checks out, else train.
+- :func:`evaluating` and :func:`predict` run a model for inference.
+
+A ``loss_fn(model, batch)`` must call ``model(...)`` for its forward pass: under
+data-parallel training ``model`` is a ``DistributedDataParallel`` wrapper, which
+synchronises gradients only through its ``forward``. Plain attributes of the wrapped
+module (``model.head_type``) are forwarded; :func:`unwrap_model` gives the module.
+Every parameter must receive a gradient under DDP (``find_unused_parameters`` is off).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__, runtime
+from . import distributed as kdist
+
+__all__ = [
+    "History",
+    "fit",
+    "to_device",
+    "unwrap_model",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "CheckpointWarning",
+    "load_or_train",
+    "evaluating",
+    "predict",
+]
+
+LossFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, Any]]"]
+Callback = Callable[[int, "History", nn.Module], "bool | None"]
+
+
+class CheckpointError(ValueError):
+    """A file is not a loadable kpedu checkpoint (wrong format or unsafe content)."""
+
+
+class CheckpointWarning(UserWarning):
+    """A committed checkpoint could not be used (hash mismatch) and was retrained."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def to_device(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
+    """Move every tensor in a (nested) dict / list / tuple / namedtuple to ``device``.
+
+    Anything that is not a tensor or a container is returned unchanged.
+    """
+    device = torch.device(device)
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, Mapping):
+        moved = {k: to_device(v, device, non_blocking) for k, v in batch.items()}
+        if type(batch) is dict:
+            return moved
+        try:
+            return type(batch)(moved)  # OrderedDict, defaultdict-free subclasses, ...
+        except Exception:
+            return moved
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(to_device(v, device, non_blocking) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device, non_blocking) for v in batch)
+    return batch
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Strip ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile`` wrappers."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _batch_size(batch: Any) -> int | None:
+    """Leading dimension of the first tensor found in ``batch`` (None if there is none)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim > 0 else None
+    if isinstance(batch, Mapping):
+        items: Iterable[Any] = batch.values()
+    elif isinstance(batch, (list, tuple)):
+        items = batch
+    else:
+        return None
+    for item in items:
+        n = _batch_size(item)
+        if n is not None:
+            return n
+    return None
+
+
+class _DDP(nn.parallel.DistributedDataParallel):
+    """``DistributedDataParallel`` that forwards unknown attributes to the wrapped module.
+
+    So a ``loss_fn`` may read plain attributes such as ``model.num_joints`` under
+    torchrun too. (Methods reached this way bypass DDP's ``forward``; the forward pass
+    that produces the loss must still be ``model(...)``.)
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+def _resolve_device(device: torch.device | str | None) -> torch.device:
+    dev = device if isinstance(device, torch.device) else runtime.get_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def _progress_enabled(progress: bool) -> bool:
+    if not progress or not kdist.is_main_process():
+        return False
+    return os.environ.get("KPEDU_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+# --------------------------------------------------------------------------- History
+
+
+@dataclass
+class History:
+    """What :func:`fit` recorded.
+
+    ``loss`` and every ``logs[key]`` hold the mean over the steps since the previous
+    log point; ``steps`` holds the step number (1-based) of each log point, and
+    ``lr`` the learning rate of the first parameter group there.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    logs: dict[str, list[float]] = field(default_factory=dict)
+    lr: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    samples_per_second: float | None = None
+    total_steps: int = 0
+    stopped_early: bool = False
+
+    @property
+    def final_loss(self) -> float:
+        """The last logged loss (NaN if nothing was logged)."""
+        return self.loss[-1] if self.loss else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON- and checkpoint-safe copy (plain lists, floats and ints)."""
+        return {
+            "steps": list(self.steps),
+            "loss": list(self.loss),
+            "logs": {k: list(v) for k, v in self.logs.items()},
+            "lr": list(self.lr),
+            "seconds": float(self.seconds),
+            "samples_per_second": self.samples_per_second,
+            "total_steps": int(self.total_steps),
+            "stopped_early": bool(self.stopped_early),
+        }
+
+    def plot(self, ax: Any = None, label: str | None = None, **kwargs: Any) -> Any:
+        """Plot the logged loss against the step on a log scale; returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(self.steps, self.loss, label=label or "loss", **kwargs)
+        if self.loss and all(v > 0 for v in self.loss):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.grid(True, which="both", alpha=0.3)
+        if label:
+            ax.legend()
+        return ax
+
+
+# --------------------------------------------------------------------------- fit
+
+
+class _Batches:
+    """Endless iteration over a re-iterable, with clear errors for one-shot iterators."""
+
+    def __init__(self, batches: Iterable[Any]):
+        if isinstance(batches, (torch.Tensor, str, bytes, Mapping)) or not isinstance(
+            batches, Iterable
+        ):
+            raise TypeError(
+                "batches must be an iterable of batches (a DataLoader, list or generator), "
+                f"got {type(batches).__name__}"
+            )
+        self.source = batches
+        self.one_shot = iter(batches) is batches
+        self.epoch = 0
+        self.it: Iterator[Any] = self._start()
+        self.taken_this_epoch = 0
+
+    def _start(self) -> Iterator[Any]:
+        sampler = getattr(self.source, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch)
+        return iter(self.source)
+
+    def next(self, step: int) -> Any:
+        try:
+            batch = next(self.it)
+        except StopIteration:
+            if self.taken_this_epoch == 0:
+                raise ValueError("batches yielded no batches") from None
+            if self.one_shot:
+                raise ValueError(
+                    f"batches is a one-shot iterator that ran out after {step - 1} steps; "
+                    "pass a re-iterable (a list or DataLoader) or at least `steps` batches"
+                ) from None
+            self.epoch += 1
+            self.taken_this_epoch = 0
+            self.it = self._start()
+            try:
+                batch = next(self.it)
+            except StopIteration:
+                raise ValueError(
+                    f"batches yielded nothing when re-iterated for epoch {self.epoch}"
+                ) from None
+        self.taken_this_epoch += 1
+        return batch
+
+
+def _scalar(value: Any, what: str) -> torch.Tensor | float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{what} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        return value.detach().reshape(()).float()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)  # numpy scalars
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a float or a scalar tensor, got {type(value).__name__}") from None
+
+
+def _floats(values: list[torch.Tensor | float]) -> list[float]:
+    """Convert a mix of scalar tensors and floats with one device transfer per device."""
+    out: list[float | None] = [v if isinstance(v, float) else None for v in values]
+    tensors = [(i, v) for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+    if tensors:
+        host = torch.stack([v.to(tensors[0][1].device) for _, v in tensors]).cpu().tolist()
+        for (i, _), x in zip(tensors, host):
+            out[i] = float(x)
+    return [float(x) for x in out]  # type: ignore[arg-type]
+
+
+def fit(
+    model: nn.Module,
+    batches: Iterable[Any],
+    loss_fn: LossFn,
+    *,
+    steps: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    scheduler: Any = None,
+    device: torch.device | str | None = None,
+    amp: bool = True,
+    grad_clip: float | None = None,
+    log_every: int = 10,
+    desc: str = "training",
+    progress: bool = True,
+    callback: Callback | None = None,
+) -> History:
+    """Train ``model`` in place for ``steps`` optimisation steps and return a :class:`History`.
+
+    Parameters
+    ----------
+    model
+        The module to train. It is moved to ``device``, put in train mode, and restored
+        to its previous train/eval modes (module by module) afterwards. Under an active
+        ``torch.distributed`` process group it is wrapped in ``DistributedDataParallel``
+        (unless it already is); the parameters of ``model`` itself are trained.
+    batches
+        Any re-iterable of batches (DataLoader, list, ...), re-iterated when exhausted.
+        A one-shot iterator (generator) must supply at least ``steps`` batches. Each
+        batch (tensor, dict, tuple, list, nested) is moved with :func:`to_device`.
+    loss_fn
+        ``loss_fn(model, batch)`` returns a scalar loss tensor or ``(loss, logs)`` with
+        ``logs`` a dict of floats / scalar tensors averaged into ``History.logs``.
+    steps
+        Number of optimisation steps (not epochs).
+    optimizer, lr, weight_decay
+        Default optimiser: ``Adam(params, lr, weight_decay=weight_decay)``; a given
+        ``optimizer`` must hold ``model``'s parameters (``lr`` is then ignored).
+    scheduler
+        A torch LR scheduler, or a callable ``(optimizer) -> scheduler``; stepped after
+        every optimisation step (``ReduceLROnPlateau`` receives the step's loss).
+    device
+        Defaults to :func:`kpedu.runtime.get_device` (CUDA, then MPS, then CPU).
+    amp
+        Mixed precision on CUDA with :func:`kpedu.runtime.amp_dtype` (bfloat16 plainly,
+        float16 with a ``GradScaler``); CPU and MPS always train in float32.
+    grad_clip
+        If given, clip the global gradient norm to this value.
+    log_every
+        Record a log point (and call ``callback``) every this many steps and at the end.
+    desc, progress
+        Progress-bar label and switch. The bar (``tqdm.auto``, refreshed at most every
+        0.5 s) appears only on rank 0; ``KPEDU_PROGRESS=0`` turns it off everywhere.
+    callback
+        ``callback(step, history, model)`` at every log point; returning ``True`` stops
+        training (under DDP, any rank stopping stops all of them).
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss becomes NaN or infinite; the message names the step. (On CPU the
+        check is immediate; on accelerators losses are read back in small groups to
+        avoid a synchronisation per step, so a few more steps may have run.)
+    """
+    # ---- validation
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError("loss_fn must be callable as loss_fn(model, batch)")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1:
+        raise ValueError(f"log_every must be a positive int, got {log_every!r}")
+    if optimizer is None and not (lr > 0):
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}")
+    if grad_clip is not None and not (grad_clip > 0):
+        raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable as callback(step, history, model)")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    source = _Batches(batches)
+
+    # ---- device, model, wrappers
+    dev = _resolve_device(device)
+    base = unwrap_model(model)
+    base.to(dev)
+    net = model
+    if kdist.is_distributed() and not isinstance(model, nn.parallel.DistributedDataParallel):
+        if not any(p.requires_grad for p in base.parameters()):
+            raise ValueError("model has no trainable parameters")
+        net = _DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    world = kdist.get_world_size()
+
+    params = [p for p in base.parameters() if p.requires_grad]
+    if optimizer is None:
+        if not params:
+            raise ValueError("model has no trainable parameters")
+        optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if scheduler is not None and not hasattr(scheduler, "step"):
+        if not callable(scheduler):
+            raise TypeError("scheduler must be an LR scheduler or a callable (optimizer) -> scheduler")
+        scheduler = scheduler(optimizer)
+        if not hasattr(scheduler, "step"):
+            raise TypeError("the scheduler factory did not return an object with .step()")
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    dtype = runtime.amp_dtype(dev) if amp else None
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    autocast = (
+        (lambda: torch.autocast(device_type=dev.type, dtype=dtype))
+        if dtype is not None
+        else contextlib.nullcontext
+    )
+    # per-step loss read-back: immediate on CPU, grouped on accelerators
+    sync_every = 1 if dev.type == "cpu" else min(log_every, 16)
+
+    modes = {m: m.training for m in base.modules()}
+    net.train()
+
+    from tqdm.auto import tqdm
+
+    history = History()
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, loss) not yet read back
+    loss_sum, loss_n = 0.0, 0
+    log_vals: dict[str, list[torch.Tensor | float]] = {}
+    ema: float | None = None
+    samples = 0
+    bar = tqdm(
+        total=steps,
+        desc=desc,
+        disable=not _progress_enabled(progress),
+        mininterval=0.5,
+        dynamic_ncols=True,
+        leave=True,
+    )
+
+    def flush() -> None:
+        nonlocal loss_sum, loss_n, ema
+        if not pending:
+            return
+        values = _floats([l for _, l in pending])
+        for (s, _), v in zip(pending, values):
+            if not math.isfinite(v):
+                raise FloatingPointError(
+                    f"loss is {v} at step {s} of {steps} ({desc}); lower the learning rate, "
+                    "clip gradients (grad_clip=...) or check the data"
+                )
+            ema = v if ema is None else 0.9 * ema + 0.1 * v
+        loss_sum += sum(values)
+        loss_n += len(values)
+        pending.clear()
+        bar.set_postfix(loss=f"{ema:.4g}", refresh=False)
+
+    def log_point(step: int) -> bool:
+        nonlocal loss_sum, loss_n
+        flush()
+        keys = sorted(log_vals)
+        means = [loss_sum / max(loss_n, 1)]
+        for k in keys:
+            vals = _floats(log_vals[k])
+            means.append(sum(vals) / len(vals))
+        if world > 1:  # every rank logs the same keys at the same steps
+            means = kdist.all_reduce_mean(torch.tensor(means, dtype=torch.float64)).tolist()
+        history.steps.append(step)
+        history.loss.append(float(means[0]))
+        for k, m in zip(keys, means[1:]):
+            history.logs.setdefault(k, []).append(float(m))
+        history.lr.append(float(optimizer.param_groups[0]["lr"]))
+        loss_sum, loss_n = 0.0, 0
+        log_vals.clear()
+        stop = bool(callback(step, history, base)) if callback is not None else False
+        if world > 1:
+            stop = bool(kdist.all_reduce_max(torch.tensor([float(stop)])).item() > 0)
+        return stop
+
+    start = time.perf_counter()
+    step = 0
+    try:
+        for step in range(1, steps + 1):
+            batch = source.next(step)
+            n = _batch_size(batch)
+            if n is not None:
+                samples += n
+            batch = to_device(batch, dev, non_blocking=True)
+            with autocast():
+                out = loss_fn(net, batch)
+            if isinstance(out, tuple):
+                if len(out) != 2 or not isinstance(out[1], Mapping):
+                    raise TypeError("loss_fn must return a loss tensor or (loss, logs: dict)")
+                loss, logs = out
+            else:
+                loss, logs = out, {}
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise TypeError(
+                    f"loss_fn must return a scalar tensor, got {type(loss).__name__}"
+                    + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
+                )
+            if not loss.requires_grad:
+                raise ValueError("the loss does not require grad: is the model's output detached?")
+            loss = loss.reshape(())
+
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if grad_clip is not None:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(params, grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(params, grad_clip)
+                optimizer.step()
+            if scheduler is not None:
+                if plateau:
+                    scheduler.step(float(loss.detach()))
+                else:
+                    scheduler.step()
+
+            pending.append((step, loss.detach().float()))
+            for k, v in logs.items():
+                log_vals.setdefault(str(k), []).append(_scalar(v, f"log {k!r}"))
+            bar.update(1)
+            if len(pending) >= sync_every:
+                flush()
+            if step % log_every == 0 or step == steps:
+                if log_point(step):
+                    history.stopped_early = step < steps
+                    break
+    finally:
+        bar.close()
+        for m, mode in modes.items():
+            m.train(mode)
+
+    history.total_steps = step
+    history.seconds = time.perf_counter() - start
+    if samples and history.seconds > 0:
+        history.samples_per_second = samples * world / history.seconds
+    return history
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Context manager: eval mode and ``torch.no_grad()``, previous modes restored after."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        for m, mode in modes.items():
+            m.train(mode)
+
+
+def predict(
+    model: nn.Module,
+    batches: Iterable[Any],
+    fn: Callable[[nn.Module, Any], Any] | None = None,
+    device: torch.device | str | None = None,
+) -> list[Any]:
+    """Run ``fn(model, batch)`` (default ``model(batch)``) over ``batches`` for inference.
+
+    The model is moved to ``device`` and evaluated under :func:`evaluating`; each
+    output is moved back to the CPU. Returns one output per batch (concatenate them
+    yourself, e.g. ``torch.cat(outputs)``).
+    """
+    if fn is not None and not callable(fn):
+        raise TypeError("fn must be callable as fn(model, batch)")
+    if not isinstance(batches, Iterable):
+        raise TypeError(f"batches must be iterable, got {type(batches).__name__}")
+    fn = fn or (lambda m, b: m(b))
+    dev = _resolve_device(device)
+    model.to(dev)
+    outputs = []
+    with evaluating(model):
+        for batch in batches:
+            outputs.append(to_device(fn(model, to_device(batch, dev, non_blocking=True)), "cpu"))
+    return outputs
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+_SAFE_SCALARS = (str, int, float, bool, type(None))
+
+
+def _clean_state_dict(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """CPU copies of the tensors, wrapper prefixes stripped when every key carries them."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if not isinstance(k, str):
+            raise TypeError(f"state_dict keys must be str, got {type(k).__name__}")
+        if isinstance(v, torch.Tensor):
+            out[k] = v.detach().cpu()
+        else:
+            out[k] = _checkpoint_safe(v, f"state_dict[{k!r}]")
+    changed = True
+    while changed and out:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in out):
+                out = {k[len(prefix):]: v for k, v in out.items()}
+                changed = True
+    return out
+
+
+def _checkpoint_safe(value: Any, where: str) -> Any:
+    """Return ``value`` with only types ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if type(value) in _SAFE_SCALARS:
+        return value
+    for kind in (bool, int, float, str):  # subclasses (TorchVersion, IntEnum...) -> plain
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if isinstance(value, Mapping):
+        return {
+            _checkpoint_safe(k, where): _checkpoint_safe(v, f"{where}[{k!r}]")
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        items = [_checkpoint_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, History):
+        return value.to_dict()
+    raise TypeError(
+        f"{where} has type {type(value).__name__}, which a weights_only checkpoint cannot "
+        "hold; use tensors, dicts, lists, str, int, float, bool or None"
+    )
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module | Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``{"state_dict", "meta", "kpedu_version"}`` to ``path`` atomically.
+
+    ``model`` may be a module (``DistributedDataParallel`` / ``torch.compile`` wrappers
+    are unwrapped) or a state dict; tensors are saved on the CPU. ``meta`` may hold
+    only tensors, dicts, lists, tuples, str, int, float, bool and None (numpy scalars
+    and paths are converted), so that :func:`load_checkpoint` can read it with
+    ``weights_only=True``. The file is written to a temporary name in the same folder
+    and renamed, so a crash never leaves a half-written checkpoint. Returns the path.
+    """
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise IsADirectoryError(f"checkpoint path {path} is a directory")
+    if isinstance(model, nn.Module):
+        state = unwrap_model(model).state_dict()
+    elif isinstance(model, Mapping):
+        state = model
+    else:
+        raise TypeError(f"model must be an nn.Module or a state dict, got {type(model).__name__}")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be a dict or None, got {type(meta).__name__}")
+    payload = {
+        "state_dict": _clean_state_dict(state),
+        "meta": _checkpoint_safe(dict(meta), "meta") if meta is not None else None,
+        "kpedu_version": __version__,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module | None = None,
+    map_location: str | torch.device | None = "cpu",
+    strict: bool = True,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Read a checkpoint written by :func:`save_checkpoint`; returns ``(state_dict, meta)``.
+
+    Always uses ``torch.load(..., weights_only=True)``, so a file holding arbitrary
+    Python objects is rejected with :class:`CheckpointError` instead of executing code.
+    If ``model`` is given the weights are loaded into it (``strict`` as in
+    ``load_state_dict``; wrappers are unwrapped).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError for unsafe globals, RuntimeError for junk
+        raise CheckpointError(
+            f"{path} could not be loaded with weights_only=True (it is corrupt, not a torch "
+            f"file, or holds arbitrary Python objects, which kpedu refuses to unpickle): {exc}"
+        ) from exc
+    if not (
+        isinstance(payload, dict)
+        and isinstance(payload.get("state_dict"), dict)
+        and "kpedu_version" in payload
+    ):
+        hint = ""
+        if isinstance(payload, dict) and payload and all(
+            isinstance(v, torch.Tensor) for v in payload.values()
+        ):
+            hint = " (it looks like a bare state_dict; re-save it with kpedu.train.save_checkpoint)"
+        raise CheckpointError(
+            f"{path} is not a kpedu checkpoint: expected a dict with 'state_dict', 'meta' "
+            f"and 'kpedu_version'{hint}"
+        )
+    state, meta = payload["state_dict"], payload.get("meta")
+    if model is not None:
+        unwrap_model(model).load_state_dict(state, strict=strict)
+    return state, meta
+
+
+# --------------------------------------------------------------------------- load_or_train
+
+
+def load_or_train(
+    name: str,
+    model: nn.Module,
+    train_fn: Callable[[nn.Module], Any],
+    *,
+    device: torch.device | str | None = None,
+    retrain: bool | None = None,
+    verbose: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load the committed checkpoint ``name`` into ``model``, or train it.
+
+    The checkpoint is looked up with :func:`kpedu.hub.entry` and used when its file is
+    present and its sha256 matches the registry. Otherwise ``train_fn(model)`` trains
+    ``model`` in place under the active profile (its return value, e.g. metrics or a
+    :class:`History`, is kept in ``info["result"]``); this happens when the name is not
+    registered, the file is missing, the hash does not match (with a
+    :class:`CheckpointWarning`), ``retrain=True``, or ``retrain`` is None and the
+    profile is ``full``. Nothing is ever downloaded.
+
+    Returns ``(model, info)`` with the model on ``device`` in eval mode and ``info``
+    holding ``name``, ``source`` (``"checkpoint"`` or ``"trained"``), ``reason``,
+    ``path``, ``sha256`` (of the file loaded, else None), ``seconds`` (to load or to
+    train), ``profile``, and the registry's ``command``, ``metrics`` and ``entry``.
+    A one-line message says which happened unless ``verbose=False``.
+    """
+    from . import hub
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(train_fn):
+        raise TypeError("train_fn must be callable as train_fn(model)")
+    if retrain is not None and not isinstance(retrain, bool):
+        raise TypeError(f"retrain must be True, False or None, got {retrain!r}")
+
+    profile = runtime.get_profile()
+    dev = _resolve_device(device)
+    model.to(dev)
+    ent = hub.entry(name)
+    path = hub.checkpoint_path(name)
+    info: dict[str, Any] = {
+        "name": name,
+        "source": None,
+        "reason": None,
+        "path": str(path),
+        "sha256": None,
+        "seconds": 0.0,
+        "profile": profile.name,
+        "command": ent.get("command") if ent else None,
+        "metrics": ent.get("metrics") if ent else None,
+        "entry": ent,
+        "result": None,
+    }
+
+    reason = None
+    if retrain:
+        reason = "retrain=True"
+    elif retrain is None and profile.name == "full":
+        reason = "profile 'full' reproduces checkpoints"
+    elif ent is None:
+        reason = f"{name!r} is not in the checkpoint registry"
+    elif not path.is_file():
+        reason = f"checkpoint file {path.name} is missing"
+    else:
+        digest = hub.sha256(path)
+        if digest != ent.get("sha256"):
+            reason = f"sha256 of {path.name} does not match the registry"
+            warnings.warn(
+                f"{name}: {path} has sha256 {digest[:12]}... but the registry expects "
+                f"{str(ent.get('sha256'))[:12]}...; training instead. Regenerate it with "
+                f"`{ent.get('command') or f'python -m kpedu.hub train {name}'}`.",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+        else:
+            t0 = time.perf_counter()
+            try:
+                _, meta = load_checkpoint(path, model, map_location="cpu")
+            except RuntimeError as exc:
+                raise RuntimeError(
+                    f"checkpoint {path.name} does not fit this model (the architecture "
+                    f"changed since it was trained?); regenerate it with "
+                    f"`{ent.get('command') or f'python -m kpedu.hub train {name}'}`: {exc}"
+                ) from exc
+            model.to(dev).eval()
+            info.update(
+                source="checkpoint",
+                reason="committed checkpoint verified",
+                sha256=digest,
+                seconds=time.perf_counter() - t0,
+                meta=meta,
+            )
+            if verbose:
+                print(
+                    f"[kpedu] {name}: loaded committed checkpoint {path.name} "
+                    f"(sha256 {digest[:12]}, produced by `{info['command']}`)"
+                )
+            return model, info
+
+    t0 = time.perf_counter()
+    result = train_fn(model)
+    seconds = time.perf_counter() - t0
+    model.to(dev).eval()
+    info.update(source="trained", reason=reason, seconds=seconds, result=result)
+    if verbose:
+        print(
+            f"[kpedu] {name}: trained from scratch under profile '{profile.name}' "
+            f"in {seconds:.1f} s ({reason})"
+        )
+    return model, info

@@ -1,0 +1,174 @@
+"""Drawing helpers: images, skeletons, heatmap overlays, prediction grids.
+
+Used by every chapter from Foundations on. All functions draw onto matplotlib axes in
+the book's pixel convention (pixel centres at integers, so an image of width ``W``
+spans ``[-0.5, W - 0.5]``), which makes keypoints and heatmaps line up exactly.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = [
+    "to_hwc",
+    "show_image",
+    "draw_skeleton",
+    "overlay_heatmap",
+    "heatmap_grid",
+    "prediction_grid",
+    "PRED_COLOR",
+    "GT_COLOR",
+]
+
+PRED_COLOR = "#e4572e"
+GT_COLOR = "#29bf12"
+
+
+def _np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_hwc(image) -> np.ndarray:
+    """An image as ``(H, W, 3)`` or ``(H, W)`` numpy, from ``(3, H, W)``/``(H, W, 3)``
+    numpy or torch; values clipped to [0, 1] when float."""
+    img = _np(image)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = np.moveaxis(img, 0, -1)
+    elif img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] in (1, 3) and img.shape[0] != img.shape[-1]:
+        img = np.moveaxis(img, 0, -1)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3):
+        raise ValueError(f"expected an image (3, H, W) or (H, W, 3), got shape {img.shape}")
+    if img.dtype.kind == "f":
+        img = np.clip(img, 0, 1)
+    return img
+
+
+def show_image(ax, image, title: str | None = None):
+    """Show an image with pixel centres at integer coordinates; hides the ticks."""
+    img = to_hwc(image)
+    h, w = img.shape[:2]
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+              interpolation="nearest")
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def draw_skeleton(ax, keypoints, visible=None, skeleton=None, color=None, linewidth: float = 2.0,
+                  markersize: float = 4.0, show_occluded: bool = True, label: str | None = None):
+    """Draw one or several skeletons ``(K, 2)`` / ``(N, K, 2)``.
+
+    Visible keypoints (flag 2, or any flag > 0 when ``show_occluded`` is False) are
+    filled dots; occluded ones (flag 1) are hollow and their limbs dashed; flag 0 is not
+    drawn. ``color`` overrides the skeleton's per-limb colours.
+    """
+    if skeleton is None:
+        from .data import COCO17 as skeleton
+    kp = _np(keypoints).astype(float)
+    if kp.ndim == 2:
+        kp = kp[None]
+    if kp.ndim != 3 or kp.shape[-1] != 2 or kp.shape[1] != skeleton.num_keypoints:
+        raise ValueError(f"keypoints must be (K, 2) or (N, K, 2) with K={skeleton.num_keypoints}, got {kp.shape}")
+    vis = np.full(kp.shape[:2], 2) if visible is None else _np(visible).reshape(kp.shape[:2])
+    limb_colors = getattr(skeleton, "limb_colors", None)
+    for n in range(kp.shape[0]):
+        for li, (a, b) in enumerate(skeleton.limbs):
+            if vis[n, a] <= 0 or vis[n, b] <= 0:
+                continue
+            occluded = vis[n, a] == 1 or vis[n, b] == 1
+            if occluded and not show_occluded:
+                continue
+            c = color or (limb_colors[li] if limb_colors is not None else "tab:blue")
+            ax.plot(kp[n, [a, b], 0], kp[n, [a, b], 1], color=c, lw=linewidth,
+                    ls="--" if occluded else "-", alpha=0.9, solid_capstyle="round")
+        on = vis[n] == 2 if show_occluded else vis[n] > 0
+        ax.plot(kp[n, on, 0], kp[n, on, 1], "o", ms=markersize, color=color or "white",
+                mec="black", mew=0.6, ls="none", label=label if n == 0 else None)
+        if show_occluded:
+            occ = vis[n] == 1
+            ax.plot(kp[n, occ, 0], kp[n, occ, 1], "o", ms=markersize, mfc="none",
+                    mec=color or "white", mew=1.2, ls="none")
+    return ax
+
+
+def overlay_heatmap(ax, image, heatmap, alpha: float = 0.55, cmap: str = "magma", title: str | None = None):
+    """Show ``heatmap`` (h, w) over ``image`` (H, W); the heatmap is stretched over the
+    image with edges aligned (stride ``W / w``), exactly as the codecs map coordinates."""
+    img = to_hwc(image)
+    h_img, w_img = img.shape[:2]
+    hm = _np(heatmap)
+    if hm.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D (h, w), got shape {hm.shape}")
+    show_image(ax, img, title)
+    ax.imshow(hm, cmap=cmap, alpha=alpha, extent=(-0.5, w_img - 0.5, h_img - 0.5, -0.5),
+              interpolation="bilinear", vmin=0, vmax=max(float(hm.max()), 1e-6))
+    return ax
+
+
+def heatmap_grid(heatmaps, names: Sequence[str] | None = None, image=None, ncols: int = 6,
+                 size: float = 1.6, title: str | None = None):
+    """A grid of ``K`` heatmaps (K, h, w), each titled with its keypoint name and
+    optionally laid over ``image``. Returns the figure."""
+    hm = _np(heatmaps)
+    if hm.ndim != 3:
+        raise ValueError(f"heatmaps must be (K, h, w), got shape {hm.shape}")
+    k = hm.shape[0]
+    ncols = min(ncols, k)
+    nrows = int(np.ceil(k / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= k:
+            ax.axis("off")
+            continue
+        label = names[i] if names is not None else f"k={i}"
+        if image is not None:
+            overlay_heatmap(ax, image, hm[i], title=label)
+        else:
+            ax.imshow(hm[i], cmap="magma", interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_grid(images, preds, gts=None, visible=None, skeleton=None, titles: Sequence[str] | None = None,
+                    ncols: int = 4, size: float = 2.6):
+    """Images with predicted skeletons (orange) and, when given, ground truth (green).
+
+    ``images`` (B, 3, H, W); ``preds``/``gts`` (B, K, 2) or lists of (N_i, K, 2);
+    ``visible`` the ground truth flags. Returns the figure.
+    """
+    b = len(images)
+    ncols = min(ncols, b)
+    nrows = int(np.ceil(b / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= b:
+            ax.axis("off")
+            continue
+        show_image(ax, images[i], titles[i] if titles is not None else None)
+        vis = None if visible is None else visible[i]
+        if gts is not None:
+            draw_skeleton(ax, gts[i], vis, skeleton, color=GT_COLOR, linewidth=1.5, markersize=3,
+                          label="ground truth")
+        pv = None if vis is None else np.where(_np(vis) > 0, 2, 0)
+        draw_skeleton(ax, preds[i], pv, skeleton, color=PRED_COLOR, linewidth=1.5, markersize=3,
+                      label="prediction")
+    if gts is not None:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.04 if gts is not None else 0, 1, 1))
+    return fig

@@ -1,0 +1,52 @@
+"""Tests for kpedu.runtime: profiles, device choice, seeding, banner."""
+import numpy as np
+import pytest
+import torch
+
+from kpedu import runtime
+
+
+def test_profile_default_and_pick(monkeypatch):
+    monkeypatch.delenv("KPEDU_PROFILE", raising=False)
+    assert runtime.get_profile().name == "book"
+    assert runtime.pick(ci=1, book=2, full=3) == 2
+    monkeypatch.setenv("KPEDU_PROFILE", "ci")
+    assert runtime.pick(ci=1, book=2, full=3) == 1
+    monkeypatch.setenv("KPEDU_PROFILE", "FULL")
+    assert runtime.pick(ci=1, book=2, full=3) == 3
+    assert runtime.pick(ci=1, book=2) == 2  # full falls back to book
+
+
+def test_bad_profile(monkeypatch):
+    monkeypatch.setenv("KPEDU_PROFILE", "fast")
+    with pytest.raises(ValueError, match="KPEDU_PROFILE"):
+        runtime.get_profile()
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.delenv("KPEDU_DEVICE", raising=False)
+    dev = runtime.get_device()
+    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+    assert runtime.get_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            runtime.get_device("cuda")
+        assert runtime.amp_dtype("cpu") is None
+
+
+def test_seeding_repeats():
+    runtime.seed_everything(3)
+    a = (np.random.rand(3), torch.rand(3))
+    runtime.seed_everything(3)
+    b = (np.random.rand(3), torch.rand(3))
+    assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(ValueError):
+        runtime.seed_everything(-1)
+
+
+def test_setup_banner(capsys, monkeypatch):
+    monkeypatch.setenv("KPEDU_PROFILE", "ci")
+    s = runtime.setup(seed=4, device="cpu")
+    line = capsys.readouterr().out.strip()
+    assert "profile=ci" in line and "device=cpu" in line and "seed=4" in line
+    assert s.pick(ci="a", book="b") == "a"

@@ -1,0 +1,341 @@
+"""Tests for kpedu.train: the training loop, checkpoints and load_or_train."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+
+from kpedu import hub, train
+from kpedu.train import History, fit, load_checkpoint, load_or_train, save_checkpoint
+
+
+def regression_batches(n_batches: int = 4, batch: int = 32, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.tensor([[2.0], [-3.0], [0.5]])
+    out = []
+    for _ in range(n_batches):
+        x = torch.randn(batch, 3, generator=g)
+        out.append({"x": x, "y": x @ w + 1.0})
+    return out
+
+
+def mse(model, batch):
+    return nn.functional.mse_loss(model(batch["x"]), batch["y"])
+
+
+def make_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Linear(3, 1)
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def test_fit_decreases_loss_and_reiterates_short_list():
+    model = make_model()
+    batches = regression_batches(n_batches=3)
+    calls = []
+
+    def loss_fn(m, b):
+        calls.append(b["x"].data_ptr())
+        return mse(m, b), {"abs_w": m.weight.abs().mean()}
+
+    hist = fit(model, batches, loss_fn, steps=200, lr=0.05, log_every=20, device="cpu", progress=False)
+    assert isinstance(hist, History)
+    assert len(calls) == 200  # 3 batches re-iterated ~67 times
+    assert hist.steps == list(range(20, 201, 20))
+    assert len(hist.loss) == len(hist.steps) == len(hist.logs["abs_w"]) == len(hist.lr)
+    assert hist.loss[-1] < 0.2 * hist.loss[0], hist.loss
+    assert hist.total_steps == 200 and not hist.stopped_early
+    assert hist.seconds > 0 and hist.samples_per_second and hist.samples_per_second > 0
+    assert model.weight.grad is not None  # the user's module itself was trained
+
+
+def test_fit_tuple_batches_scheduler_factory_and_grad_clip():
+    model = make_model()
+    data = [(b["x"], b["y"]) for b in regression_batches()]
+    hist = fit(
+        model,
+        data,
+        lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]),
+        steps=30,
+        lr=0.1,
+        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5),
+        grad_clip=1.0,
+        log_every=10,
+        device="cpu",
+        progress=False,
+    )
+    assert hist.lr == pytest.approx([0.05, 0.025, 0.0125])
+
+
+def test_fit_one_shot_iterator_that_runs_out_raises():
+    gen = (b for b in regression_batches(n_batches=3))
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        fit(make_model(), gen, mse, steps=10, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="no batches"):
+        fit(make_model(), [], mse, steps=2, device="cpu", progress=False)
+
+
+def test_fit_raises_on_nan_loss_naming_the_step():
+    calls = []
+
+    def loss_fn(m, b):
+        calls.append(1)
+        loss = mse(m, b)
+        return loss * float("nan") if len(calls) == 7 else loss
+
+    with pytest.raises(FloatingPointError, match="step 7"):
+        fit(make_model(), regression_batches(), loss_fn, steps=20, device="cpu", progress=False)
+    assert len(calls) == 7  # on the CPU the check is immediate
+
+
+def test_fit_validates_arguments():
+    model, data = make_model(), regression_batches()
+    with pytest.raises(ValueError, match="steps"):
+        fit(model, data, mse, steps=0, device="cpu")
+    with pytest.raises(TypeError, match="model"):
+        fit("not a model", data, mse, steps=1, device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scalar"):
+        fit(model, data, lambda m, b: m(b["x"]), steps=1, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("start_training", [False, True])
+def test_fit_restores_train_eval_mode(start_training):
+    model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.1), nn.Linear(8, 1))
+    model.train(start_training)
+    model[1].eval() if start_training else None  # a mixed state is restored module by module
+    before = {name: m.training for name, m in model.named_modules()}
+    seen = []
+
+    def loss_fn(m, b):
+        seen.append(all(x.training for x in m.modules()))
+        return mse(m, b)
+
+    fit(model, regression_batches(), loss_fn, steps=3, device="cpu", progress=False)
+    assert all(seen)
+    assert {name: m.training for name, m in model.named_modules()} == before
+
+    def boom(m, b):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(model, regression_batches(), boom, steps=3, device="cpu", progress=False)
+    assert {name: m.training for name, m in model.named_modules()} == before
+
+
+def test_fit_callback_early_stop_and_history_to_dict():
+    seen_steps = []
+
+    def cb(step, history, model):
+        seen_steps.append(step)
+        assert history.steps[-1] == step and isinstance(model, nn.Linear)
+        return step >= 15
+
+    hist = fit(make_model(), regression_batches(), mse, steps=100, log_every=5, device="cpu",
+               progress=False, callback=cb)
+    assert seen_steps == [5, 10, 15]
+    assert hist.stopped_early and hist.total_steps == 15
+    d = hist.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["steps"] == [5, 10, 15] and len(d["loss"]) == 3 and d["stopped_early"] is True
+    assert set(d) >= {"steps", "loss", "logs", "seconds", "samples_per_second"}
+
+
+def test_fit_progress_bar_shows_smoothed_loss(capsys, monkeypatch):
+    monkeypatch.delenv("KPEDU_PROGRESS", raising=False)
+    fit(make_model(), regression_batches(), mse, steps=5, device="cpu", desc="demo")
+    err = capsys.readouterr().err
+    assert "demo" in err and "loss=" in err
+    monkeypatch.setenv("KPEDU_PROGRESS", "0")
+    fit(make_model(), regression_batches(), mse, steps=5, device="cpu", desc="demo")
+    assert "demo" not in capsys.readouterr().err
+
+
+def test_history_plot_uses_log_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = History(steps=[1, 2, 3], loss=[1.0, 0.1, 0.01])
+    ax = hist.plot()
+    assert ax.get_yscale() == "log"
+    plt.close(ax.figure)
+
+
+def test_to_device_recurses_and_passes_non_tensors():
+    batch = {"x": torch.ones(2), "meta": ["a", 3], "pair": (torch.zeros(1), None),
+             "od": OrderedDict(k=torch.ones(1))}
+    out = train.to_device(batch, "cpu", non_blocking=True)
+    assert out["meta"] == ["a", 3] and out["pair"][1] is None
+    assert isinstance(out["od"], OrderedDict) and torch.equal(out["x"], batch["x"])
+
+
+def test_evaluating_and_predict():
+    model = nn.Sequential(nn.Linear(3, 1), nn.Dropout(0.5))
+    model.train()
+    outs = train.predict(model, [torch.ones(4, 3), torch.ones(2, 3)], device="cpu")
+    assert [o.shape[0] for o in outs] == [4, 2] and not outs[0].requires_grad
+    assert torch.equal(outs[0][:2], outs[1])  # dropout off: deterministic
+    assert model.training
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+class Evil:
+    """Not something a weights_only checkpoint may contain."""
+
+    def __init__(self):
+        self.payload = "would run on unpickle"
+
+
+def test_save_load_round_trip(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    path = save_checkpoint(tmp_path / "sub" / "m.pt", model, {"metrics": {"pck": 0.5}, "steps": 3})
+    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    state, meta = load_checkpoint(path, other)
+    assert meta == {"metrics": {"pck": 0.5}, "steps": 3}
+    ref = model.state_dict()
+    assert state.keys() == ref.keys()
+    for k in ref:
+        assert torch.equal(state[k], ref[k]) and torch.equal(other.state_dict()[k], ref[k])
+
+
+def test_save_strips_wrapper_prefixes(tmp_path):
+    inner = make_model()
+    wrapper = nn.Module()
+    wrapper._orig_mod = inner  # what torch.compile's OptimizedModule looks like
+    assert train.unwrap_model(wrapper) is inner
+    dp_state = {"module." + k: v for k, v in inner.state_dict().items()}
+    save_checkpoint(tmp_path / "a.pt", dp_state)
+    state, _ = load_checkpoint(tmp_path / "a.pt", make_model(1))
+    assert set(state) == {"weight", "bias"}
+
+
+def test_load_rejects_arbitrary_python_objects(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "meta": {"x": Evil()}, "kpedu_version": "0"}, path)
+    with pytest.raises(train.CheckpointError, match="weights_only"):
+        load_checkpoint(path)
+
+
+def test_load_rejects_non_kpedu_files(tmp_path):
+    bare = tmp_path / "bare.pt"
+    torch.save(make_model().state_dict(), bare)
+    with pytest.raises(train.CheckpointError, match="bare state_dict"):
+        load_checkpoint(bare)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(train.CheckpointError):
+        load_checkpoint(junk)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_save_rejects_unsafe_meta(tmp_path):
+    with pytest.raises(TypeError, match="meta"):
+        save_checkpoint(tmp_path / "x.pt", make_model(), {"obj": Evil()})
+    assert not list(tmp_path.iterdir())
+
+
+def test_load_into_wrong_architecture_is_strict(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", make_model())
+    with pytest.raises(RuntimeError):
+        load_checkpoint(tmp_path / "m.pt", nn.Linear(4, 1))
+
+
+# ----------------------------------------------------------------------------- load_or_train
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    monkeypatch.setattr(hub, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setenv("KPEDU_PROFILE", "ci")
+    trained = make_model(seed=123)
+    save_checkpoint(tmp_path / "lin.pt", trained, {"metrics": {"mse": 0.01}})
+    hub.register("lin", "lin.pt", command="python -m kpedu.hub train lin", metrics={"mse": 0.01},
+                 description="test", seconds=1.0, profile="full")
+    return tmp_path, trained
+
+
+def _train_fn(calls):
+    def train_fn(model):
+        calls.append(model)
+        fit(model, regression_batches(), mse, steps=5, device="cpu", progress=False)
+        return {"trained": True}
+
+    return train_fn
+
+
+def test_load_or_train_loads_verified_checkpoint(registry, capsys):
+    _, trained = registry
+    calls = []
+    model, info = load_or_train("lin", make_model(seed=0), _train_fn(calls), device="cpu")
+    assert calls == []
+    assert info["source"] == "checkpoint"
+    assert info["sha256"] == hub.entry("lin")["sha256"]
+    assert info["command"] == "python -m kpedu.hub train lin" and info["metrics"] == {"mse": 0.01}
+    assert torch.equal(model.weight, trained.weight) and not model.training
+    assert "loaded committed checkpoint" in capsys.readouterr().out
+
+
+def test_load_or_train_trains_when_file_missing(registry):
+    tmp, _ = registry
+    (tmp / "lin.pt").unlink()
+    calls = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing file is not a warning
+        _, info = load_or_train("lin", make_model(), _train_fn(calls), device="cpu", verbose=False)
+    assert len(calls) == 1 and info["source"] == "trained" and info["result"] == {"trained": True}
+    assert info["sha256"] is None and "missing" in info["reason"]
+
+
+def test_load_or_train_warns_and_trains_on_hash_mismatch(registry):
+    tmp, _ = registry
+    save_checkpoint(tmp / "lin.pt", make_model(seed=7))  # valid file, different bytes
+    calls = []
+    with pytest.warns(train.CheckpointWarning, match="sha256"):
+        _, info = load_or_train("lin", make_model(), _train_fn(calls), device="cpu", verbose=False)
+    assert len(calls) == 1 and info["source"] == "trained"
+
+
+def test_load_or_train_retrain_and_full_profile(registry, monkeypatch):
+    calls = []
+    _, info = load_or_train("lin", make_model(), _train_fn(calls), device="cpu", retrain=True, verbose=False)
+    assert info["source"] == "trained"
+    monkeypatch.setenv("KPEDU_PROFILE", "full")
+    _, info = load_or_train("lin", make_model(), _train_fn(calls), device="cpu", verbose=False)
+    assert info["source"] == "trained" and len(calls) == 2
+    _, info = load_or_train("lin", make_model(), _train_fn(calls), device="cpu", retrain=False, verbose=False)
+    assert info["source"] == "checkpoint" and len(calls) == 2
+
+
+def test_load_or_train_unregistered_name_trains(registry):
+    calls = []
+    _, info = load_or_train("unknown_model", make_model(), _train_fn(calls), device="cpu", verbose=False)
+    assert info["source"] == "trained" and info["command"] is None and len(calls) == 1
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_amp_on_cuda():
+    from kpedu import runtime
+
+    model = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 1))
+    hist = fit(model, regression_batches(), mse, steps=300, lr=0.01, log_every=50, device="cuda",
+               amp=True, grad_clip=5.0, progress=False)
+    assert runtime.amp_dtype("cuda") in (torch.bfloat16, torch.float16)
+    assert next(model.parameters()).device.type == "cuda"
+    assert next(model.parameters()).dtype == torch.float32  # autocast, not a cast of the weights
+    assert math.isfinite(hist.loss[-1]) and hist.loss[-1] < 0.2 * hist.loss[0]

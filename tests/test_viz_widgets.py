@@ -1,0 +1,84 @@
+"""Tests for kpedu.viz, kpedu.widgets and kpedu.exercises (headless)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from kpedu import exercises, viz, widgets  # noqa: E402
+from kpedu.data import COCO17  # noqa: E402
+
+
+def test_to_hwc_and_show_image_extent():
+    assert viz.to_hwc(torch.rand(3, 10, 12)).shape == (10, 12, 3)
+    assert viz.to_hwc(np.random.rand(10, 12, 3)).shape == (10, 12, 3)
+    with pytest.raises(ValueError):
+        viz.to_hwc(np.zeros((2, 3, 4, 5)))
+    fig, ax = plt.subplots()
+    viz.show_image(ax, np.zeros((3, 10, 12)))
+    assert ax.get_xlim() == (-0.5, 11.5) and ax.get_ylim() == (9.5, -0.5)
+    plt.close(fig)
+
+
+def test_draw_skeleton_counts_limbs():
+    kp = np.random.default_rng(0).uniform(0, 50, (17, 2))
+    vis = np.full(17, 2)
+    vis[COCO17.index("left_wrist")] = 0  # removes the left forearm
+    fig, ax = plt.subplots()
+    viz.draw_skeleton(ax, kp, vis)
+    limbs_drawn = sum(1 for line in ax.lines if len(line.get_xdata()) == 2 and line.get_linestyle() == "-")
+    expected = sum(1 for a, b in COCO17.limbs if vis[a] > 0 and vis[b] > 0)
+    assert limbs_drawn == expected
+    with pytest.raises(ValueError):
+        viz.draw_skeleton(ax, np.zeros((5, 2)))
+    plt.close(fig)
+
+
+def test_grids():
+    fig = viz.heatmap_grid(torch.rand(17, 8, 8), COCO17.keypoint_names, image=torch.rand(3, 32, 32))
+    assert len([a for a in fig.axes if a.images]) == 17
+    plt.close(fig)
+    imgs = torch.rand(3, 3, 32, 32)
+    kp = torch.rand(3, 17, 2) * 30
+    fig = viz.prediction_grid(imgs, kp, kp + 1, torch.full((3, 17), 2), ncols=2)
+    assert len(fig.axes) == 4
+    plt.close(fig)
+
+
+def test_explorer_live_and_static():
+    calls = []
+
+    def draw(fig, a, b):
+        calls.append((a, b))
+        fig.subplots().plot([0, a], [0, b])
+
+    ex = widgets.Explorer(draw, {"a": [1, 2, 3], "b": [0.5, 1.0]}, sweep="a", defaults={"b": 1.0})
+    assert ex.defaults == {"a": 2, "b": 1.0}
+    html = ex.animation_html()
+    assert "<script" in html and "anim" in html.lower()
+    assert {c[0] for c in calls} >= {1, 2, 3}
+    w = ex.widget()
+    sliders = [c for c in w.children if hasattr(c, "options")]
+    assert len(sliders) == 2
+    n = len(calls)
+    sliders[0].value = 3
+    assert calls[-1] == (3, 1.0) and len(calls) == n + 1
+    with pytest.raises(ValueError, match="sweep"):
+        widgets.Explorer(draw, {"a": [1]}, sweep="c")
+    with pytest.raises(ValueError, match="no values"):
+        widgets.Explorer(draw, {"a": []})
+
+
+def test_exercise_checks(capsys):
+    exercises.check_close("ex", [1.0, 2.0], np.array([1.0, 2.0]))
+    assert "passed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="returned None"):
+        exercises.check_close("ex", None, 1.0)
+    with pytest.raises(AssertionError, match="shape"):
+        exercises.check_close("ex", [1.0], [1.0, 2.0])
+    with pytest.raises(AssertionError, match="differ"):
+        exercises.check_close("ex", [1.0], [1.5])
+    with pytest.raises(AssertionError, match="hint"):
+        exercises.check_true("ex", False, "hint")
