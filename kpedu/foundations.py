@@ -38,6 +38,7 @@ __all__ = [
     "predict",
     "evaluate",
     "train_posenet",
+    "run_recipe",
     "RECIPE",
 ]
 
@@ -267,19 +268,48 @@ def train_posenet(model: PoseNet, train: PeopleTensors, steps: int, batch_size: 
                callback=callback)
 
 
+def run_recipe(model: PoseNet, profile=None, device=None, progress: bool = True, curve_points: int = 10) -> dict:
+    """Train ``model`` in place with the chapter's recipe (:data:`RECIPE`) under a profile.
+
+    This is the one training procedure behind both the committed checkpoints
+    (``python -m kpedu.hub train foundations-heatmap``, the ``full`` profile) and the
+    notebook's fallback when a checkpoint is missing (the active profile). Returns the
+    validation metrics and ``curve``: rows ``[step, pck@0.1, pck@0.2]`` measured on 200
+    validation people at ``curve_points`` moments during training.
+    """
+    from .runtime import Profile, get_profile
+
+    prof = profile if isinstance(profile, Profile) else (Profile(profile) if profile else get_profile())
+    name = prof.name
+    t0 = time.time()
+    train = make_people(RECIPE["train_people"][name], RECIPE["train_seed"], RECIPE["image_size"], progress=progress)
+    val = make_people(RECIPE["val_people"][name], RECIPE["val_seed"], RECIPE["image_size"])
+    probe = PeopleTensors(*(t[:200] for t in (val.images, val.keypoints, val.visible, val.head_sizes, val.areas)))
+    steps = RECIPE["steps"][name]
+    every = max(1, steps // max(1, curve_points))
+    curve: list[list[float]] = []
+
+    def record(step, history, m):
+        if step % every == 0 or step == steps:
+            r = evaluate(m, probe)
+            curve.append([int(step), round(r["pck@0.1"], 4), round(r["pck@0.2"], 4)])
+        return False
+
+    train_posenet(model, train, steps, RECIPE["batch_size"], RECIPE["lr"], seed=0, device=device,
+                  progress=progress, callback=record)
+    metrics = evaluate(model, val)
+    metrics["train_seconds"] = round(time.time() - t0, 1)
+    metrics["curve"] = curve
+    return metrics
+
+
 def _recipe(head: str):
     def run(profile, device):
         from .runtime import seed_everything
 
         seed_everything(0)
-        name = profile.name
-        t0 = time.time()
-        train = make_people(RECIPE["train_people"][name], RECIPE["train_seed"], RECIPE["image_size"], progress=True)
-        val = make_people(RECIPE["val_people"][name], RECIPE["val_seed"], RECIPE["image_size"])
         model = PoseNet(17, head, RECIPE["width"], RECIPE["image_size"])
-        train_posenet(model, train, RECIPE["steps"][name], RECIPE["batch_size"], RECIPE["lr"], seed=0, device=device)
-        metrics = evaluate(model, val)
-        metrics["train_seconds"] = round(time.time() - t0, 1)
+        metrics = run_recipe(model, profile, device)
         return model.cpu(), metrics
 
     return run
