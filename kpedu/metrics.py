@@ -219,8 +219,9 @@ def coco_evaluate(gt: dict, results: list[dict], sigmas=None, verbose: bool = Fa
     ``sigmas`` overrides the COCO-17 per-keypoint constants for other skeletons.
     Returns the ten standard numbers (``COCO_STATS``); no results gives zeros.
     """
-    from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
+
+    from .data.coco import as_pycocotools
 
     if not isinstance(gt, dict) or "annotations" not in gt or "images" not in gt:
         raise ValueError("gt must be a COCO dictionary with 'images' and 'annotations'")
@@ -228,11 +229,9 @@ def coco_evaluate(gt: dict, results: list[dict], sigmas=None, verbose: bool = Fa
         raise TypeError("results must be a list of COCO result dictionaries")
     if not results:
         return {k: 0.0 for k in COCO_STATS}
+    coco_gt = as_pycocotools(gt)
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):
-        coco_gt = COCO()
-        coco_gt.dataset = gt
-        coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(results)
         ev = COCOeval(coco_gt, coco_dt, iouType="keypoints")
         if sigmas is not None:
