@@ -1,0 +1,141 @@
+"""Stacked Hourglass Networks (Newell, Yang and Deng, ECCV 2016): the model.
+
+Stacked Hourglass chapter (``book/ch01-hourglass``). The layout follows the paper and
+the authors' released training code, module for module:
+
+* :class:`Residual`: the pre-activation bottleneck residual module
+  (BN-ReLU-1x1 conv to ``c/2``, BN-ReLU-3x3 conv, BN-ReLU-1x1 conv back to ``c``), with
+  a 1x1 convolution on the skip path only when the channel count changes;
+* :class:`Hourglass`: recursive; at every level the input forks into a kept branch (one
+  residual module at the current resolution) and a lower branch (2x2 max-pool, a
+  residual module, the next level or, at the bottom, one more residual module, a
+  residual module), whose output is upsampled by nearest neighbour and added to the
+  kept branch, so the output has the input's resolution;
+* the stem: a 7x7 stride-2 convolution with BN-ReLU, a residual module to 128
+  channels, 2x2 max-pool, residual modules to 128 and to ``channels``: a 256x256 image
+  becomes a 64x64 feature map;
+* per stack: hourglass, a residual module, a 1x1 convolution with BN-ReLU, and a 1x1
+  convolution giving the heatmaps; between stacks, the features and the heatmaps are
+  each mapped back by a 1x1 convolution and added to the stack's input. No weights are
+  shared between stacks.
+
+``StackedHourglass(num_stacks=8, channels=256, num_keypoints=16)`` is the paper's MPII
+model; smaller configurations are the same class with smaller numbers.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["Residual", "Hourglass", "StackedHourglass"]
+
+
+class Residual(nn.Module):
+    """Pre-activation bottleneck residual module: ``c_in -> c_out/2 -> c_out/2 -> c_out``."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        if c_in <= 0 or c_out <= 0 or c_out % 2:
+            raise ValueError(f"channels must be positive and c_out even, got {c_in} -> {c_out}")
+        mid = c_out // 2
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, mid, 1)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, padding=1)
+        self.bn3 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, c_out, 1)
+        self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(F.relu(self.bn1(x)))
+        y = self.conv2(F.relu(self.bn2(y)))
+        y = self.conv3(F.relu(self.bn3(y)))
+        return y + self.skip(x)
+
+
+class Hourglass(nn.Module):
+    """One hourglass of ``depth`` levels (``depth`` 2x2 poolings) at ``channels``.
+
+    The input's height and width must be divisible by ``2 ** depth``.
+    """
+
+    def __init__(self, depth: int, channels: int):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self.depth = depth
+        self.keep = Residual(channels, channels)       # kept branch at this resolution
+        self.down = Residual(channels, channels)       # after the max-pool
+        self.inner = Hourglass(depth - 1, channels) if depth > 1 else Residual(channels, channels)
+        self.up = Residual(channels, channels)         # before the upsampling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept = self.keep(x)
+        y = self.down(F.max_pool2d(x, 2, 2))
+        y = self.up(self.inner(y))
+        return kept + F.interpolate(y, scale_factor=2.0, mode="nearest")
+
+
+class StackedHourglass(nn.Module):
+    """The full network: stem, ``num_stacks`` hourglasses with intermediate supervision.
+
+    Args:
+        num_stacks: number of hourglasses (the paper: 8).
+        channels: features inside the hourglasses (the paper: 256).
+        num_keypoints: heatmaps per stack (16 for MPII, 17 for COCO).
+        depth: poolings per hourglass (the paper: 4, from 64x64 down to 4x4).
+
+    ``forward(images)`` takes ``(B, 3, H, W)`` with ``H`` and ``W`` divisible by
+    ``4 * 2 ** depth`` and returns a list of ``num_stacks`` heatmap tensors
+    ``(B, K, H/4, W/4)``, one per stack, all supervised with the same targets.
+    """
+
+    def __init__(self, num_stacks: int = 8, channels: int = 256, num_keypoints: int = 16, depth: int = 4):
+        super().__init__()
+        if num_stacks < 1 or num_keypoints < 1:
+            raise ValueError(f"num_stacks and num_keypoints must be positive, got {num_stacks}, {num_keypoints}")
+        self.num_stacks, self.channels, self.num_keypoints, self.depth = num_stacks, channels, num_keypoints, depth
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, stride=2, padding=3),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            Residual(64, 128),
+            nn.MaxPool2d(2, 2),
+            Residual(128, 128),
+            Residual(128, channels),
+        )
+        self.hourglasses = nn.ModuleList(Hourglass(depth, channels) for _ in range(num_stacks))
+        self.features = nn.ModuleList(
+            nn.Sequential(
+                Residual(channels, channels),
+                nn.Conv2d(channels, channels, 1),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            )
+            for _ in range(num_stacks)
+        )
+        self.heads = nn.ModuleList(nn.Conv2d(channels, num_keypoints, 1) for _ in range(num_stacks))
+        self.merge_features = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(num_stacks - 1))
+        self.merge_heatmaps = nn.ModuleList(nn.Conv2d(num_keypoints, channels, 1) for _ in range(num_stacks - 1))
+
+    @property
+    def stride(self) -> int:
+        """Input pixels per heatmap pixel (4)."""
+        return 4
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
+        multiple = 4 * 2**self.depth
+        if images.shape[-1] % multiple or images.shape[-2] % multiple:
+            raise ValueError(f"image height and width must be multiples of {multiple}, got {tuple(images.shape[-2:])}")
+        x = self.stem(images)
+        outputs = []
+        for i in range(self.num_stacks):
+            f = self.features[i](self.hourglasses[i](x))
+            heatmaps = self.heads[i](f)
+            outputs.append(heatmaps)
+            if i < self.num_stacks - 1:
+                x = x + self.merge_features[i](f) + self.merge_heatmaps[i](heatmaps)
+        return outputs
