@@ -3,7 +3,9 @@
 Stacked Hourglass chapter (``book/ch01-hourglass``, in preparation). Decoding uses
 :mod:`kpedu.codecs`; evaluation uses :mod:`kpedu.metrics`.
 """
+from .inference import predict_heatmaps, predict_keypoints
 from .loss import stacked_heatmap_loss
 from .model import Hourglass, Residual, StackedHourglass
 
-__all__ = ["Residual", "Hourglass", "StackedHourglass", "stacked_heatmap_loss"]
+__all__ = ["Residual", "Hourglass", "StackedHourglass", "stacked_heatmap_loss", "predict_heatmaps",
+           "predict_keypoints"]
