@@ -860,6 +860,18 @@ def _render(rng: np.random.Generator, img: np.ndarray, bodies: list[_Body], orde
 # ----------------------------------------------------------------------------------
 
 
+def _common_options(rotation, scale, p_back, pixel_noise, skeleton):
+    """Validate the options shared by :func:`make_person` and :func:`make_scene`;
+    returns ``(rotation range, scale range, keypoint selection)``."""
+    rot_r = _range(rotation, "rotation", -180.0, 180.0, symmetric=True)
+    scale_r = _range(scale, "scale", 0.05, 3.0)
+    if not 0.0 <= float(p_back) <= 1.0:
+        raise ValueError(f"p_back must be in [0, 1], got {p_back!r}")
+    if not 0.0 <= float(pixel_noise) <= 0.5:
+        raise ValueError(f"pixel_noise must be in [0, 0.5], got {pixel_noise!r}")
+    return rot_r, scale_r, _check_skeleton(skeleton)
+
+
 def make_person(
     rng: np.random.Generator | int,
     size: int | Sequence[int] = 256,
@@ -903,13 +915,7 @@ def make_person(
         raise ValueError(f"distractors must be a non-negative int, got {distractors!r}")
     if not isinstance(crop_jitter, (int, float, np.floating, np.integer)) or not 0.0 <= float(crop_jitter) <= 1.0:
         raise ValueError(f"crop_jitter must be a number in [0, 1], got {crop_jitter!r}")
-    rot_r = _range(rotation, "rotation", -180.0, 180.0, symmetric=True)
-    scale_r = _range(scale, "scale", 0.05, 3.0)
-    if not 0.0 <= float(p_back) <= 1.0:
-        raise ValueError(f"p_back must be in [0, 1], got {p_back!r}")
-    if not 0.0 <= float(pixel_noise) <= 0.5:
-        raise ValueError(f"pixel_noise must be in [0, 0.5], got {pixel_noise!r}")
-    sel = _check_skeleton(skeleton)
+    rot_r, scale_r, sel = _common_options(rotation, scale, p_back, pixel_noise, skeleton)
 
     img = _background(rng, background, h, w)
     center = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
@@ -983,13 +989,7 @@ def make_scene(
         raise ValueError(f"num_people must be >= 1 (and low <= high), got {num_people!r}")
     if np_r[1] > 50:
         raise ValueError(f"num_people is limited to 50, got {num_people!r}")
-    rot_r = _range(rotation, "rotation", -180.0, 180.0, symmetric=True)
-    scale_r = _range(scale, "scale", 0.05, 3.0)
-    if not 0.0 <= float(p_back) <= 1.0:
-        raise ValueError(f"p_back must be in [0, 1], got {p_back!r}")
-    if not 0.0 <= float(pixel_noise) <= 0.5:
-        raise ValueError(f"pixel_noise must be in [0, 0.5], got {pixel_noise!r}")
-    sel = _check_skeleton(skeleton)
+    rot_r, scale_r, sel = _common_options(rotation, scale, p_back, pixel_noise, skeleton)
 
     img = _background(rng, background, h, w)
     n = int(rng.integers(np_r[0], np_r[1] + 1))
