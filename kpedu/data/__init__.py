@@ -10,7 +10,15 @@ network access is needed at run time.
   :func:`results_to_coco`
 """
 from .backgrounds import BACKGROUND_KINDS, PHOTO_NAMES, load_photo, make_background
-from .coco import CocoImage, CocoKeypoints, read_coco, results_to_coco, to_coco, write_coco
+from .coco import (
+    CocoImage,
+    CocoKeypoints,
+    as_pycocotools,
+    read_coco,
+    results_to_coco,
+    to_coco,
+    write_coco,
+)
 from .people import (
     KEYPOINT_PARTS,
     NUM_PARTS,
@@ -48,6 +56,7 @@ __all__ = [
     "write_coco",
     "read_coco",
     "results_to_coco",
+    "as_pycocotools",
     "CocoKeypoints",
     "CocoImage",
 ]

@@ -30,7 +30,9 @@ Visibility (COCO convention) is read off the rendering: a keypoint inside the im
 ``v = 2`` if the pixel under it shows one of the body parts the keypoint belongs to
 (e.g. the elbow: upper arm or forearm of the same person), otherwise ``v = 1``
 (covered by another part of the same person or by another person; face points hidden
-behind the head in profile are also ``v = 1``). Keypoints outside the image,
+behind the head in profile are also ``v = 1``; such a point projects inside the head's
+outline, but the pixel under it may lie just outside the drawn head, by less than a
+pixel, when the point sits on the outline). Keypoints outside the image,
 ``x`` outside ``[-0.5, W - 0.5]`` or ``y`` outside ``[-0.5, H - 0.5]``, get ``v = 0``.
 Coordinates are always exact, whatever ``v`` is.
 
