@@ -164,7 +164,11 @@ def make_people(n: int, seed: int, image_size: int = 64, progress: bool = False)
 
 
 def flip_batch(batch: dict, skeleton=None) -> dict:
-    """Mirror images left-right and relabel keypoints with the skeleton's flip pairs."""
+    """Mirror images left-right and relabel keypoints with the skeleton's flip pairs.
+
+    An exact pixel flip (``torch.flip``, no resampling), the only augmentation this
+    chapter's recipe uses; :func:`kpedu.augment.augment_batch` covers rotation, scaling
+    and translation as well."""
     if skeleton is None:
         from .data import COCO17 as skeleton
     perm = torch.as_tensor(np.asarray(skeleton.flip_permutation), dtype=torch.long)
