@@ -139,13 +139,15 @@ class PeopleTensors:
         }
 
 
-def make_people(n: int, seed: int, image_size: int = 64, progress: bool = False) -> PeopleTensors:
-    """Generate ``n`` single-person crops with :class:`kpedu.data.SyntheticPeople`."""
+def make_people(n: int, seed: int, image_size: int = 64, progress: bool = False, **kwargs) -> PeopleTensors:
+    """Generate ``n`` single-person crops with :class:`kpedu.data.SyntheticPeople`; the
+    tensors hold the main (centred) person. ``kwargs`` go to the generator
+    (:func:`kpedu.data.make_person`, e.g. ``distractors=1``)."""
     from .data import SyntheticPeople
 
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
-    ds = SyntheticPeople(n, image_size=image_size, mode="single", seed=seed)
+    ds = SyntheticPeople(n, image_size=image_size, mode="single", seed=seed, **kwargs)
     it = range(n)
     if progress:
         from tqdm.auto import tqdm

@@ -38,4 +38,4 @@ def stacked_heatmap_loss(outputs: Sequence[torch.Tensor], target: torch.Tensor, 
         per_map = ((out.float() - target.float()) ** 2).mean(dim=(-2, -1))
         losses.append((per_map * weight).sum() / denom)
     total = torch.stack(losses).sum()
-    return (total, [float(v) for v in losses]) if per_stack else total
+    return (total, [float(v.detach()) for v in losses]) if per_stack else total

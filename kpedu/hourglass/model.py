@@ -54,21 +54,33 @@ class Residual(nn.Module):
         return y + self.skip(x)
 
 
+def _modules(channels: int, n: int) -> nn.Module:
+    """``n`` residual modules in a row (``nModules`` in the authors' code); one is the
+    module itself, so the paper's model keeps its parameter names."""
+    return Residual(channels, channels) if n == 1 else nn.Sequential(*(Residual(channels, channels) for _ in range(n)))
+
+
 class Hourglass(nn.Module):
     """One hourglass of ``depth`` levels (``depth`` 2x2 poolings) at ``channels``.
 
-    The input's height and width must be divisible by ``2 ** depth``.
+    Every residual position holds ``num_modules`` residual modules in a row (the paper:
+    1; more modules per stack is how a model with fewer stacks keeps the parameter
+    budget of one with more). The input's height and width must be divisible by
+    ``2 ** depth``.
     """
 
-    def __init__(self, depth: int, channels: int):
+    def __init__(self, depth: int, channels: int, num_modules: int = 1):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
+        if num_modules < 1:
+            raise ValueError(f"num_modules must be at least 1, got {num_modules}")
         self.depth = depth
-        self.keep = Residual(channels, channels)       # kept branch at this resolution
-        self.down = Residual(channels, channels)       # after the max-pool
-        self.inner = Hourglass(depth - 1, channels) if depth > 1 else Residual(channels, channels)
-        self.up = Residual(channels, channels)         # before the upsampling
+        self.keep = _modules(channels, num_modules)    # kept branch at this resolution
+        self.down = _modules(channels, num_modules)    # after the max-pool
+        self.inner = (Hourglass(depth - 1, channels, num_modules) if depth > 1
+                      else _modules(channels, num_modules))
+        self.up = _modules(channels, num_modules)      # before the upsampling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kept = self.keep(x)
@@ -85,30 +97,44 @@ class StackedHourglass(nn.Module):
         channels: features inside the hourglasses (the paper: 256).
         num_keypoints: heatmaps per stack (16 for MPII, 17 for COCO).
         depth: poolings per hourglass (the paper: 4, from 64x64 down to 4x4).
+        num_modules: residual modules at every residual position of a stack (the
+            paper: 1); used to give fewer stacks the parameters of more.
+        stem_channels: widths ``(a, b)`` of the stem, ``conv7x7 -> a``, residual
+            ``a -> b``, pool, residual ``b -> b``, residual ``b -> channels`` (the paper:
+            ``(64, 128)``; small configurations shrink them too).
 
     ``forward(images)`` takes ``(B, 3, H, W)`` with ``H`` and ``W`` divisible by
     ``4 * 2 ** depth`` and returns a list of ``num_stacks`` heatmap tensors
     ``(B, K, H/4, W/4)``, one per stack, all supervised with the same targets.
     """
 
-    def __init__(self, num_stacks: int = 8, channels: int = 256, num_keypoints: int = 16, depth: int = 4):
+    def __init__(self, num_stacks: int = 8, channels: int = 256, num_keypoints: int = 16, depth: int = 4,
+                 num_modules: int = 1, stem_channels: tuple[int, int] = (64, 128)):
         super().__init__()
         if num_stacks < 1 or num_keypoints < 1:
             raise ValueError(f"num_stacks and num_keypoints must be positive, got {num_stacks}, {num_keypoints}")
+        if not isinstance(num_modules, int) or num_modules < 1:
+            raise ValueError(f"num_modules must be an int >= 1, got {num_modules!r}")
+        if channels < 2 or channels % 2:
+            raise ValueError(f"channels must be an even number >= 2, got {channels}")
+        if len(stem_channels) != 2 or min(stem_channels) < 2 or any(c % 2 for c in stem_channels):
+            raise ValueError(f"stem_channels must be two even numbers >= 2, got {stem_channels!r}")
         self.num_stacks, self.channels, self.num_keypoints, self.depth = num_stacks, channels, num_keypoints, depth
+        self.num_modules, self.stem_channels = num_modules, tuple(int(c) for c in stem_channels)
+        a, b = self.stem_channels
         self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 7, stride=2, padding=3),
-            nn.BatchNorm2d(64),
+            nn.Conv2d(3, a, 7, stride=2, padding=3),
+            nn.BatchNorm2d(a),
             nn.ReLU(inplace=True),
-            Residual(64, 128),
+            Residual(a, b),
             nn.MaxPool2d(2, 2),
-            Residual(128, 128),
-            Residual(128, channels),
+            Residual(b, b),
+            Residual(b, channels),
         )
-        self.hourglasses = nn.ModuleList(Hourglass(depth, channels) for _ in range(num_stacks))
+        self.hourglasses = nn.ModuleList(Hourglass(depth, channels, num_modules) for _ in range(num_stacks))
         self.features = nn.ModuleList(
             nn.Sequential(
-                Residual(channels, channels),
+                _modules(channels, num_modules),
                 nn.Conv2d(channels, channels, 1),
                 nn.BatchNorm2d(channels),
                 nn.ReLU(inplace=True),
