@@ -245,7 +245,7 @@ def train_posenet(model: PoseNet, train: PeopleTensors, steps: int, batch_size: 
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     from .runtime import get_device
-    from .train import fit
+    from .train import fit, one_cycle
 
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
@@ -268,7 +268,7 @@ def train_posenet(model: PoseNet, train: PeopleTensors, steps: int, batch_size: 
         return coords_loss(pred, b["keypoints"], b["visible"], s)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, lr, steps)
     return fit(model, batches(), loss_fn, steps=steps, optimizer=opt, scheduler=sched, device=device,
                log_every=max(1, steps // 50), desc=f"{model.head_type} model", progress=progress,
                callback=callback)

@@ -49,6 +49,7 @@ __all__ = [
     "load_or_train",
     "evaluating",
     "predict",
+    "one_cycle",
 ]
 
 LossFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, Any]]"]
@@ -201,6 +202,20 @@ class History:
         if label:
             ax.legend()
         return ax
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, steps: int, pct_start: float = 0.1):
+    """A one-cycle learning-rate schedule (warm-up for ``pct_start`` of ``steps``, then
+    cosine annealing), used by every chapter's recipe.
+
+    ``torch.optim.lr_scheduler.OneCycleLR`` divides by zero when ``pct_start * steps``
+    is exactly 1 (e.g. 10 steps at 10 %); the warm-up is then lengthened to 1.5 steps.
+    """
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    if abs(pct_start * steps - 1.0) < 1e-9:
+        pct_start = 1.5 / steps
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=pct_start)
 
 
 # --------------------------------------------------------------------------- fit

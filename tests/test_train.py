@@ -339,3 +339,19 @@ def test_fit_amp_on_cuda():
     assert next(model.parameters()).device.type == "cuda"
     assert next(model.parameters()).dtype == torch.float32  # autocast, not a cast of the weights
     assert math.isfinite(hist.loss[-1]) and hist.loss[-1] < 0.2 * hist.loss[0]
+
+
+def test_one_cycle_survives_ten_steps():
+    from kpedu.train import one_cycle
+
+    for steps in (1, 2, 10, 11, 100):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = one_cycle(opt, 1.0, steps)
+        lrs = []
+        for _ in range(steps):
+            opt.step()
+            sched.step() if len(lrs) < steps - 1 else None
+            lrs.append(opt.param_groups[0]["lr"])
+        assert max(lrs) <= 1.0 + 1e-9
+    with pytest.raises(ValueError):
+        one_cycle(opt, 1.0, 0)

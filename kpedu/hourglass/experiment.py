@@ -65,6 +65,8 @@ RECIPE = {
     "lr": 2e-3,
     "train_people": {"ci": 128, "book": 2000, "full": 12000},
     "steps": {"ci": 12, "book": 300, "full": 5000},
+    # warm restarts after the first cycle: (steps, peak learning rate) per extra cycle
+    "restarts": {"ci": [], "book": [], "full": [(8000, 1e-3)]},
     "val_people": {"ci": 64, "book": 500, "full": 1000},
     "train_seed": 21,
     "val_seed": 20_001,
@@ -80,7 +82,7 @@ ABLATIONS = {
     "last": {"label": "2 stacks, loss on the last stack only",
              "model": {"num_stacks": 2, "channels": 64}, "intermediate": False},
 }
-ABLATION_STEPS = {"ci": 8, "book": 150, "full": 1500}
+ABLATION_STEPS = {"ci": 8, "book": 150, "full": 3000}
 
 
 def make_model(**overrides) -> StackedHourglass:
@@ -148,14 +150,14 @@ def train_hourglass(model: StackedHourglass, people: PeopleTensors, steps: int, 
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
     from ..runtime import get_device
-    from ..train import fit
+    from ..train import fit, one_cycle
 
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
     codec = make_codec(people.images.shape[-1])
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, lr, steps)
     return fit(model, augmented_batches(people, batch_size, gen, augment),
                lambda m, b: hourglass_loss(m(b["image"]), b["keypoints"], b["visible"], codec, intermediate),
                steps=steps, optimizer=opt, scheduler=sched, device=device,
@@ -224,13 +226,19 @@ def _profile_name(profile) -> str:
 
 def run_recipe(model: StackedHourglass, profile=None, device=None, progress: bool = True, curve_points: int = 10,
                intermediate: bool = True, steps: int | None = None, train: PeopleTensors | None = None,
-               val: PeopleTensors | None = None) -> dict:
+               val: PeopleTensors | None = None, start_cycle: int = 0, prior: dict | None = None) -> dict:
     """Train ``model`` in place with the chapter's recipe under a profile and evaluate it.
 
     The one procedure behind the committed checkpoints (``full`` profile) and the
-    notebook's live runs. Returns metrics: ``pck@0.1``, ``pck@0.2``, ``pckh@0.5`` (last
-    stack, single pass), ``pck@0.2_flip``, ``per_stack`` (PCK@0.2 of each stack),
-    ``curve`` (rows ``[step, pck@0.1, pck@0.2]`` on 200 validation people) and
+    notebook's live runs. Training runs one-cycle schedules back to back: the first of
+    :data:`RECIPE` ``["steps"]`` steps at ``RECIPE["lr"]``, then the profile's warm
+    restarts ``RECIPE["restarts"]`` (none when ``steps`` is given). ``start_cycle`` and
+    ``prior`` (the metrics returned after the earlier cycles) resume a run whose earlier
+    cycles are already in ``model``.
+
+    Returns metrics: ``pck@0.1``, ``pck@0.2``, ``pckh@0.5`` (last stack, single pass),
+    ``pck@0.2_flip``, ``per_stack`` (PCK@0.2 of each stack), ``curve`` (rows
+    ``[step, pck@0.1, pck@0.2]`` on 200 validation people), ``cycles`` and
     ``train_seconds``.
     """
     name = _profile_name(profile)
@@ -241,28 +249,40 @@ def run_recipe(model: StackedHourglass, profile=None, device=None, progress: boo
     if val is None:
         val = make_people(RECIPE["val_people"][name], RECIPE["val_seed"], size)
     probe = _subset(val, 200)
-    steps = RECIPE["steps"][name] if steps is None else int(steps)
-    every = max(1, steps // max(1, curve_points))
-    curve: list[list[float]] = []
+    if steps is None:
+        cycles = [(RECIPE["steps"][name], RECIPE["lr"])] + [tuple(c) for c in RECIPE["restarts"][name]]
+    else:
+        cycles = [(int(steps), RECIPE["lr"])]
+    if not 0 <= start_cycle < len(cycles):
+        raise ValueError(f"start_cycle must be in [0, {len(cycles)}), got {start_cycle}")
+    curve: list[list[float]] = list(prior["curve"]) if prior else []
+    offset = sum(c[0] for c in cycles[:start_cycle])
+    for c in range(start_cycle, len(cycles)):
+        cycle_steps, lr = cycles[c]
+        every = max(1, cycle_steps // max(1, curve_points))
 
-    def record(step, history, m):
-        if step % every == 0 or step == steps:
-            r = evaluate(m, probe)
-            curve.append([int(step), r["pck@0.1"], r["pck@0.2"]])
-            if progress:
-                from tqdm.auto import tqdm
+        def record(step, history, m, every=every, cycle_steps=cycle_steps, offset=offset):
+            if step % every == 0 or step == cycle_steps:
+                r = evaluate(m, probe)
+                curve.append([int(offset + step), r["pck@0.1"], r["pck@0.2"]])
+                if progress:
+                    from tqdm.auto import tqdm
 
-                tqdm.write(f"step {step}: validation PCK@0.1 {r['pck@0.1']:.3f}, PCK@0.2 {r['pck@0.2']:.3f}")
-        return False
+                    tqdm.write(f"step {offset + step}: validation PCK@0.1 {r['pck@0.1']:.3f}, "
+                               f"PCK@0.2 {r['pck@0.2']:.3f}")
+            return False
 
-    train_hourglass(model, train, steps, RECIPE["batch_size"], RECIPE["lr"], seed=0, device=device,
-                    intermediate=intermediate, progress=progress, callback=record,
-                    log_every=math.gcd(max(1, steps // 50), every))
+        train_hourglass(model, train, cycle_steps, RECIPE["batch_size"], lr, seed=c, device=device,
+                        intermediate=intermediate, progress=progress, callback=record,
+                        log_every=math.gcd(max(1, cycle_steps // 50), every),
+                        desc="hourglass" if len(cycles) == 1 else f"hourglass, cycle {c + 1}/{len(cycles)}")
+        offset += cycle_steps
     r = evaluate(model, val)
     metrics = {k: r[k] for k in ("pck@0.1", "pck@0.2", "pckh@0.5")}
     metrics["pck@0.2_flip"] = evaluate(model, val, flip_test=True)["pck@0.2"]
     metrics["per_stack"] = [round(v, 4) for v in per_stack_pck(model, val)]
-    metrics["train_seconds"] = round(time.time() - t0, 1)
+    metrics["cycles"] = [[int(a), float(b)] for a, b in cycles]
+    metrics["train_seconds"] = round(time.time() - t0 + (prior["train_seconds"] if prior else 0.0), 1)
     metrics["curve"] = curve
     return metrics
 

@@ -1,0 +1,18 @@
+"""OpenPose: realtime multi-person pose estimation with part affinity fields (Cao et al.,
+CVPR 2017; TPAMI 2021). OpenPose chapter (``book/ch02-openpose``, in preparation).
+
+Modules: :mod:`~kpedu.openpose.targets` (confidence maps, PAFs, loss masks),
+:mod:`~kpedu.openpose.model` (multi-stage network and its loss),
+:mod:`~kpedu.openpose.parse` (peaks, line integrals, bipartite matching, assembly).
+"""
+from .model import (ConvBlock, OpenPoseNet, SmallBackbone, Stage, VGG19Backbone, VGG19_LAYERS, openpose_loss,
+                    openpose_paper)
+from .parse import Person, find_peaks, limb_scores, match_limb, parse, parse_batch, skeleton_tree
+from .targets import (batch_targets, confidence_maps, loss_mask, part_affinity_fields, scene_loss_mask,
+                      unlabelled_mask)
+
+__all__ = [
+    "confidence_maps", "part_affinity_fields", "loss_mask", "unlabelled_mask", "scene_loss_mask", "batch_targets",
+    "ConvBlock", "Stage", "VGG19Backbone", "SmallBackbone", "OpenPoseNet", "openpose_paper", "openpose_loss",
+    "VGG19_LAYERS", "Person", "find_peaks", "limb_scores", "match_limb", "skeleton_tree", "parse", "parse_batch",
+]

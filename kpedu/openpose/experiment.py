@@ -1,0 +1,820 @@
+"""The OpenPose chapter's experiments: bottom-up multi-person pose with part affinity fields.
+
+``book/ch02-openpose`` trains :class:`~kpedu.openpose.OpenPoseNet` (the book's small
+configuration, :data:`RECIPE` ``["model"]``) on synthetic multi-person scenes
+(:func:`kpedu.data.make_scene`), with the paper's targets at output stride 8
+(:mod:`kpedu.openpose.targets`: confidence maps, part affinity fields, the loss mask
+``W(p)``), intermediate supervision at every stage (:func:`~kpedu.openpose.openpose_loss`),
+parses the predictions with :func:`~kpedu.openpose.parse` and scores the people with
+COCO keypoint AP (pycocotools, :func:`kpedu.metrics.coco_evaluate`).
+
+The pieces, in the order the chapter uses them:
+
+* :func:`make_scenes` -> :class:`SceneTensors`: scenes held as tensors; people with too
+  few visible keypoints are *unlabelled* (all ``v = 0``), as COCO leaves small or hidden
+  people without keypoints: their pixels go into the loss mask and the COCO evaluation
+  ignores them;
+* :func:`scene_batches`: endless random batches, augmented (flip with left/right
+  relabelling, rotation, scale: :func:`kpedu.augment.augment_batch`), with their targets;
+* :func:`train_openpose` (via :func:`kpedu.train.fit`), :func:`predict`, :func:`detect`,
+  :func:`evaluate` (COCO AP), :func:`per_stage_evaluate`, :func:`timing` (network and
+  parsing time versus the number of people);
+* :func:`run_recipe`, the one procedure behind the committed checkpoint
+  ``openpose-book`` (``python -m kpedu.hub train openpose-book``) and the notebook's
+  live runs.
+
+**Resolution of the maps.** The network predicts at stride 8. :func:`detect` follows
+the released code by default: the maps are upsampled (bicubic, ``upsample=8``,
+:func:`upsample_maps`) to the input resolution before peaks are found and limbs are
+scored, and :func:`parse` then maps coordinates with stride ``8 / upsample`` (here 1).
+Interpolating the smooth maps places peaks far more finely than the stride-8 grid (the
+quarter-pixel refinement of :func:`~kpedu.openpose.find_peaks` alone leaves errors of up
+to 2 image pixels, a lot for the OKS of small people's eyes). ``upsample=1`` parses the
+stride-8 maps directly with ``stride=8``, about ten times cheaper to parse.
+
+**Choices, measured on ground-truth maps** (the training targets of 80 scenes fed
+to the parser; COCO AP with pycocotools): ``sigma = 1.5`` (the paper's
+convention, a standard deviation of 1.06 heatmap pixels) rather than 1, because bicubic
+interpolation of a narrower Gaussian misplaces its peak (0.75 px on average against
+0.22 px); PAFs of limbs shorter than one heatmap pixel extended to that length
+(:func:`scene_targets`; AP 0.82 -> 0.90); a border-safe upsampling (-> 0.92); parsing
+with the redundant limbs (0.85 without); detections ranked by their score times the
+fraction of parts found (0.87 without). The resulting ceiling, AP 0.92 at 256x256
+(0.79 parsing at stride 8), is what a perfect network would reach here; 192x192 scenes
+cap it at about 0.85.
+
+What differs from the paper, on purpose: synthetic 256x256 scenes instead of COCO
+photographs at 368x368, a small from-scratch backbone instead of ImageNet VGG-19, 3 PAF
+stages and 1 confidence-map stage of width 64 with BatchNorm instead of 5 + 1 of width 128
+(TPAMI), 17 COCO keypoints without the neck (the paper's model adds a neck, part 18, and a
+background map), Adam with a one-cycle schedule instead of SGD, the short-limb extension
+above.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import hub
+from ..augment import augment_batch
+from ..data import COCO17
+from .model import OpenPoseNet, openpose_loss
+from .parse import Person, parse_batch
+from .targets import batch_targets, confidence_maps, loss_mask, part_affinity_fields, unlabelled_mask
+
+__all__ = [
+    "RECIPE",
+    "SceneTensors",
+    "make_model",
+    "make_scenes",
+    "flip_permutation",
+    "scene_targets",
+    "scene_batches",
+    "openpose_batch_loss",
+    "train_openpose",
+    "predict",
+    "upsample_maps",
+    "parse_maps",
+    "detect",
+    "people_to_results",
+    "evaluate",
+    "evaluate_people",
+    "per_stage_evaluate",
+    "timing",
+    "run_recipe",
+]
+
+STRIDE = 8
+
+# One place for the chapter's settings; profiles change sizes, never algorithms.
+RECIPE = {
+    "image_size": 256,
+    # kpedu.data.make_scene arguments: 1-6 people of standing height 0.3-0.9 image heights
+    "scene": {"num_people": (1, 6), "scale": (0.3, 0.9), "rotation": (-20.0, 20.0)},
+    # a person with fewer keypoints than this drawn visibly (v = 2) is unlabelled
+    "min_visible": 4,
+    # targets, in heatmap pixels: the paper's exp(-d^2 / sigma^2), the limb half-width, and
+    # the length to which shorter limbs are extended before their field is drawn (0: Eq. 11)
+    "sigma": 1.5,
+    "limb_width": 1.0,
+    "paf_min_length": 1.0,
+    "model": {"num_keypoints": 17, "num_limbs": 19, "backbone": "small", "paf_stages": 3, "cm_stages": 1,
+              "stage_channels": 64, "stage_blocks": 5, "feature_channels": 128, "backbone_width": 16,
+              "batch_norm": True},
+    "augment": {"rotation": 20.0, "scale": (0.8, 1.25)},
+    "batch_size": 16,
+    "lr": 2e-3,
+    "grad_clip": None,  # e.g. 10.0 to clip the global gradient norm
+    "train_scenes": {"ci": 24, "book": 400, "full": 3000},
+    "steps": {"ci": 3, "book": 80, "full": 1000},
+    "val_images": {"ci": 8, "book": 100, "full": 500},
+    # the learning curve is measured on the first validation scenes
+    "curve_images": {"ci": 8, "book": 40, "full": 100},
+    # inference: bicubic upsampling of the stride-8 maps before parsing (released code)
+    "upsample": 8,
+    # parse options (kpedu.openpose.parse); the redundant limbs join fragments
+    "parse": {"threshold": 0.1, "min_parts": 3, "min_score": 0.2, "use_redundant": True},
+    "train_seed": 41,
+    "val_seed": 40_001,
+}
+
+
+def make_model(**overrides) -> OpenPoseNet:
+    """The chapter's :class:`~kpedu.openpose.OpenPoseNet` (:data:`RECIPE` ``["model"]``)
+    with ``overrides`` replacing any of its arguments."""
+    return OpenPoseNet(**{**RECIPE["model"], **overrides})
+
+
+def flip_permutation() -> list[int]:
+    """COCO-17's left/right swap, for flips."""
+    return [int(i) for i in COCO17.flip_permutation]
+
+
+def _limbs() -> list[tuple[int, int]]:
+    return [tuple(map(int, p)) for p in COCO17.limbs]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class SceneTensors:
+    """Pre-generated multi-person scenes held as tensors (``N`` images of ``S x S``).
+
+    Per-person fields are lists over images because the number of people ``n_i``
+    varies. Unlabelled people (fewer than ``min_visible`` visible keypoints when the scene
+    was made) stay in the lists with all ``v = 0``: the COCO ground truth keeps them as
+    annotations with ``num_keypoints = 0`` (which pycocotools ignores), and their pixels
+    are in ``unlabelled``, from which :func:`scene_batches` builds the loss mask.
+
+    Attributes:
+        images: ``(N, 3, S, S)`` uint8.
+        keypoints: ``N`` float32 tensors ``(n_i, K, 2)``, image pixels (exact, also for v = 0).
+        visible: ``N`` uint8 tensors ``(n_i, K)``, COCO flags.
+        areas: ``N`` float32 tensors ``(n_i,)``, visible pixels per person (OKS scale).
+        boxes: ``N`` float32 tensors ``(n_i, 4)``, ``(x, y, w, h)``.
+        unlabelled: ``N`` entries, a bool ``(S, S)`` map of the unlabelled people's pixels,
+            or ``None`` where every person is labelled.
+    """
+
+    images: torch.Tensor
+    keypoints: list
+    visible: list
+    areas: list
+    boxes: list
+    unlabelled: list
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        for name in ("keypoints", "visible", "areas", "boxes", "unlabelled"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} images")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def num_people(self) -> torch.Tensor:
+        """``(N,)`` labelled people per image (at least one keypoint with ``v > 0``)."""
+        return torch.tensor([int(((v > 0).sum(1) > 0).sum()) for v in self.visible], dtype=torch.int64)
+
+    def subset(self, idx) -> "SceneTensors":
+        """The scenes ``idx`` (a slice, or a sequence / tensor of indices)."""
+        if isinstance(idx, slice):
+            idx = range(len(self))[idx]
+        idx = [int(i) for i in (idx.tolist() if isinstance(idx, torch.Tensor) else idx)]
+        return SceneTensors(self.images[idx], [self.keypoints[i] for i in idx], [self.visible[i] for i in idx],
+                            [self.areas[i] for i in idx], [self.boxes[i] for i in idx],
+                            [self.unlabelled[i] for i in idx])
+
+    def to_coco(self) -> dict:
+        """The ground truth as a COCO keypoints dict (:func:`kpedu.data.to_coco`), image
+        ids ``1..N`` in order."""
+        from ..data import to_coco
+
+        s = self.image_size
+        return to_coco([{"keypoints": k, "visible": v.to(torch.int64), "areas": a, "boxes": b, "height": s,
+                         "width": s} for k, v, a, b in zip(self.keypoints, self.visible, self.areas, self.boxes)])
+
+
+def make_scenes(n: int, seed: int, image_size: int | None = None, progress: bool = False,
+                min_visible: int | None = None, **kwargs) -> SceneTensors:
+    """Generate ``n`` scenes with :class:`kpedu.data.SyntheticPeople` (``mode="multi"``).
+
+    ``kwargs`` go to :func:`kpedu.data.make_scene` on top of :data:`RECIPE` ``["scene"]``
+    (e.g. ``num_people=5``, ``scale=(0.2, 0.4)``). A person with fewer than ``min_visible``
+    (default :data:`RECIPE` ``["min_visible"]``) keypoints with ``v = 2`` is unlabelled:
+    its flags are set to 0 and its pixels go to :attr:`SceneTensors.unlabelled`.
+    ``min_visible=0`` labels everybody. Scene ``i`` depends only on ``(seed, i)``.
+    """
+    from ..data import SyntheticPeople
+
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    size = RECIPE["image_size"] if image_size is None else int(image_size)
+    if size <= 0 or size % STRIDE:
+        raise ValueError(f"image_size must be a positive multiple of {STRIDE}, got {image_size!r}")
+    min_vis = RECIPE["min_visible"] if min_visible is None else int(min_visible)
+    if min_vis < 0:
+        raise ValueError(f"min_visible must be >= 0, got {min_visible!r}")
+    ds = SyntheticPeople(int(n), image_size=size, mode="multi", seed=int(seed), **{**RECIPE["scene"], **kwargs})
+    it = range(int(n))
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"generating {n} scenes", mininterval=0.5)
+    images, kps, viss, areas, boxes, unl = [], [], [], [], [], []
+    for i in it:
+        s = ds.sample(i)
+        images.append(torch.from_numpy(np.round(s.image * 255.0).astype(np.uint8)))
+        vis = torch.from_numpy(s.visible.astype(np.uint8))
+        hidden = (vis == 2).sum(1) < min_vis
+        vis[hidden] = 0
+        kps.append(torch.from_numpy(s.keypoints).float())
+        viss.append(vis)
+        areas.append(torch.from_numpy(s.areas).float())
+        boxes.append(torch.from_numpy(s.boxes).float())
+        m = unlabelled_mask(vis, torch.from_numpy(s.masks)) if bool(hidden.any()) else None
+        unl.append(m if m is not None and bool(m.any()) else None)
+    return SceneTensors(torch.stack(images), kps, viss, areas, boxes, unl)
+
+
+def _scene_mask(unlabelled: torch.Tensor | None, size: int) -> torch.Tensor:
+    """The loss mask ``(S/8, S/8)`` of one unaugmented scene."""
+    hm = size // STRIDE
+    if unlabelled is None:
+        return torch.ones(hm, hm)
+    return loss_mask(unlabelled, hm, STRIDE)
+
+
+def _pad_people(kps: Sequence[torch.Tensor], vis: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, N_max, K, 2)`` keypoints and ``(B, N_max, K)`` flags, padded with v = 0 people."""
+    b, k = len(kps), kps[0].shape[1]
+    nmax = max(1, max(len(x) for x in kps))
+    kp = torch.zeros(b, nmax, k, 2)
+    vv = torch.zeros(b, nmax, k, dtype=torch.uint8)
+    for i, (x, v) in enumerate(zip(kps, vis)):
+        kp[i, :len(x)] = x
+        vv[i, :len(v)] = v
+    return kp, vv
+
+
+def scene_targets(keypoints: Sequence, visible: Sequence, image_size: int, sigma: float | None = None,
+                  limb_width: float | None = None, min_length: float | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Confidence maps ``(B, K, S/8, S/8)`` and PAFs ``(B, 2C, S/8, S/8)`` for a batch of
+    scenes (lists of ``(n_i, K, 2)`` keypoints in image pixels and ``(n_i, K)`` flags).
+
+    With ``min_length = 0`` this is :func:`~kpedu.openpose.batch_targets` (the paper's
+    Eq. 8-12). With ``min_length > 0`` (:data:`RECIPE` ``["paf_min_length"]``, in heatmap
+    pixels) a limb shorter than that is extended symmetrically along its direction to
+    ``min_length`` before its field is drawn (:func:`~kpedu.openpose.part_affinity_fields`
+    on the extended segment). Eq. 11's rectangle has no caps: a limb much shorter than a
+    heatmap pixel (the face of a person 100 px tall at stride 8) may cover no pixel
+    centre at all and then has no field, so :func:`~kpedu.openpose.parse` cannot connect
+    it (on ground-truth maps of the book's scenes: COCO AP 0.82 with Eq. 11 as is, 0.90
+    with ``min_length = 1``). The released training code draws every limb on the
+    pixels within ``limb_width`` of the line inside the limb's box widened by
+    ``limb_width``, so short limbs get a field there too.
+    """
+    sigma = RECIPE["sigma"] if sigma is None else sigma
+    limb_width = RECIPE["limb_width"] if limb_width is None else limb_width
+    min_length = RECIPE["paf_min_length"] if min_length is None else float(min_length)
+    if not (min_length >= 0 and math.isfinite(min_length)):
+        raise ValueError(f"min_length must be >= 0, got {min_length!r}")
+    hm = int(image_size) // STRIDE
+    limbs = _limbs()
+    if min_length == 0:
+        cm, paf, _ = batch_targets(list(keypoints), list(visible), limbs, hm, stride=STRIDE, sigma=sigma,
+                                   limb_width=limb_width)
+        return cm, paf
+    if len(keypoints) == 0 or len(visible) != len(keypoints):
+        raise ValueError("keypoints and visible must be non-empty lists of the same length")
+    a_idx = torch.tensor([a for a, _ in limbs])
+    b_idx = torch.tensor([b for _, b in limbs])
+    seg_limbs = [(2 * c, 2 * c + 1) for c in range(len(limbs))]
+    cms, pafs = [], []
+    for kp, vis in zip(keypoints, visible):
+        kp = torch.as_tensor(kp, dtype=torch.float32)
+        vis = torch.as_tensor(vis)
+        cms.append(confidence_maps(kp, vis, hm, STRIDE, sigma))
+        # one segment per limb: endpoints (n, C, 2), pushed apart where the limb is short
+        a, b = kp[:, a_idx].double(), kp[:, b_idx].double()
+        d = b - a
+        length = d.norm(dim=-1, keepdim=True) / STRIDE           # in heatmap pixels
+        grow = ((min_length - length).clamp(min=0) / 2) * STRIDE  # image pixels at each end
+        unit = torch.where(length > 0, d / (length * STRIDE).clamp(min=1e-12), torch.zeros_like(d))
+        a, b = a - unit * grow, b + unit * grow
+        ends = torch.stack([a, b], dim=2).reshape(len(kp), 2 * len(limbs), 2).float()
+        ends = torch.nan_to_num(ends)  # v = 0 keypoints may hold anything
+        flags = torch.stack([vis[:, a_idx], vis[:, b_idx]], dim=2).reshape(len(kp), 2 * len(limbs))
+        pafs.append(part_affinity_fields(ends, flags, seg_limbs, hm, STRIDE, limb_width))
+    return torch.stack(cms), torch.stack(pafs)
+
+
+def scene_batches(scenes: SceneTensors, batch_size: int, generator: torch.Generator, augment: bool = True,
+                  sigma: float | None = None, limb_width: float | None = None,
+                  min_length: float | None = None) -> Iterator[dict]:
+    """Endless random batches from ``scenes`` with their OpenPose targets.
+
+    With ``augment`` each image is rotated, scaled (:data:`RECIPE` ``["augment"]``) and,
+    with probability 1/2, mirrored with left/right keypoint types swapped, by
+    :func:`kpedu.augment.augment_batch`; keypoints that leave the image get ``v = 0``.
+    The unlabelled pixels are warped with the image (as a fourth channel). Targets
+    come from :func:`scene_targets` (confidence maps with ``sigma``, PAFs with
+    ``limb_width`` and ``min_length``, defaults from :data:`RECIPE`); the loss mask is
+    :func:`~kpedu.openpose.loss_mask` of the warped unlabelled pixels (``W = 0`` on every
+    heatmap cell that touches one).
+
+    Yields dicts: ``image (B, 3, S, S)`` float in [0, 1], ``keypoints`` and ``visible``
+    (lists of ``(n_i, K, 2)`` / ``(n_i, K)`` after augmentation), ``cm (B, K, S/8, S/8)``,
+    ``paf (B, 2C, S/8, S/8)``, ``mask (B, S/8, S/8)`` and ``index (B,)``.
+    """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if len(scenes) == 0:
+        raise ValueError("scenes is empty")
+    s = scenes.image_size
+    hm = s // STRIDE
+    perm = flip_permutation()
+    while True:
+        idx = torch.randint(len(scenes), (int(batch_size),), generator=generator)
+        images = scenes.images[idx].float() / 255.0
+        counts = [len(scenes.keypoints[i]) for i in idx.tolist()]
+        unl = torch.zeros(len(idx), 1, s, s)
+        for j, i in enumerate(idx.tolist()):
+            if scenes.unlabelled[i] is not None:
+                unl[j, 0] = scenes.unlabelled[i].float()
+        kp, vis = _pad_people([scenes.keypoints[i] for i in idx.tolist()], [scenes.visible[i] for i in idx.tolist()])
+        if augment:
+            warped, kp, vis = augment_batch(torch.cat([images, unl], 1), kp, vis, perm,
+                                            rotation=RECIPE["augment"]["rotation"], scale=RECIPE["augment"]["scale"],
+                                            generator=generator)
+            images, unl = warped[:, :3].clamp(0.0, 1.0), warped[:, 3:]
+        kps = [kp[j, :c] for j, c in enumerate(counts)]
+        viss = [vis[j, :c] for j, c in enumerate(counts)]
+        cm, paf = scene_targets(kps, viss, s, sigma, limb_width, min_length)
+        mask = torch.stack([loss_mask(u[0] > 1e-3, hm, STRIDE) for u in unl])
+        yield {"image": images, "keypoints": kps, "visible": viss, "cm": cm, "paf": paf, "mask": mask,
+               "index": idx}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def openpose_batch_loss(model: OpenPoseNet, batch: dict):
+    """:func:`~kpedu.openpose.openpose_loss` of ``model`` on one batch of
+    :func:`scene_batches`; returns ``(loss, logs)`` with ``paf1``, ..., ``cm1``, ...,
+    ``paf`` and ``cm`` (per-image sums, averaged over the batch)."""
+    pafs, cms = model(batch["image"])
+    loss, logs = openpose_loss(pafs, cms, batch["paf"], batch["cm"], batch["mask"])
+    logs.pop("loss", None)
+    return loss, logs
+
+
+def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_size: int = 16, lr: float = 2e-3,
+                   seed: int = 0, device=None, augment: bool = True, progress: bool = True,
+                   callback: Callable | None = None, desc: str = "openpose", log_every: int | None = None,
+                   grad_clip: float | None = None):
+    """Train ``model`` in place: Adam with a one-cycle schedule (peak ``lr``), batches of
+    :func:`scene_batches`, the masked L2 loss at every stage. Uses
+    :func:`kpedu.train.fit` and returns its :class:`~kpedu.train.History`, with the
+    per-stage losses in ``history.logs`` (``paf1`` ... ``cm1`` ..., ``paf``, ``cm``); a log
+    point, and a ``callback`` call, every ``log_every`` steps (default ``steps // 50``)."""
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps <= 0:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not isinstance(scenes, SceneTensors):
+        raise TypeError(f"scenes must be SceneTensors (make_scenes), got {type(scenes).__name__}")
+    from ..runtime import get_device
+    from ..train import fit, one_cycle
+
+    steps = int(steps)
+    device = torch.device(device) if device is not None else get_device()
+    model.to(device)
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = one_cycle(opt, lr, steps)
+    return fit(model, scene_batches(scenes, batch_size, gen, augment), openpose_batch_loss, steps=steps,
+               optimizer=opt, scheduler=sched, device=device, grad_clip=grad_clip,
+               log_every=max(1, steps // 50) if log_every is None else int(log_every),
+               desc=desc, progress=progress, callback=callback)
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def _check_images(images) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor (N, 3, H, W), got {shape}")
+    if images.shape[-1] % STRIDE or images.shape[-2] % STRIDE:
+        raise ValueError(f"image height and width must be multiples of {STRIDE}, got {tuple(images.shape[-2:])}")
+    return images
+
+
+def _check_upsample(upsample, recipe_default: bool = False) -> int:
+    """A positive int factor (1: no upsampling); ``None`` is :data:`RECIPE` ``["upsample"]``
+    where ``recipe_default`` allows it."""
+    if upsample is None and recipe_default:
+        return int(RECIPE["upsample"])
+    if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or upsample < 1:
+        raise ValueError(f"upsample must be a positive int (1: no upsampling), got {upsample!r}")
+    return int(upsample)
+
+
+def _pad_extrapolate(maps: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad the last two dimensions by ``pad`` samples on every side with the parabola
+    through the three outermost samples (Newton's backward differences), so that a peak
+    just inside the border stays where it is and a falling map keeps falling. Sizes
+    below 3 repeat the edge sample."""
+    for dim in (-1, -2):
+        n = maps.shape[dim]
+        if n < 3:
+            maps = torch.cat([maps.narrow(dim, 0, 1)] * pad + [maps] + [maps.narrow(dim, n - 1, 1)] * pad, dim)
+            continue
+        shape = [1] * maps.ndim
+        shape[dim] = pad
+        p = torch.arange(1, pad + 1, dtype=maps.dtype, device=maps.device).reshape(shape)
+
+        def extend(f0, f1, f2):  # f0 the edge sample, f1 and f2 further inside
+            d1, d2 = f0 - f1, f0 - 2 * f1 + f2
+            return f0 + p * d1 + p * (p + 1) / 2 * d2
+
+        left = extend(maps.narrow(dim, 0, 1), maps.narrow(dim, 1, 1), maps.narrow(dim, 2, 1)).flip(dim)
+        right = extend(maps.narrow(dim, n - 1, 1), maps.narrow(dim, n - 2, 1), maps.narrow(dim, n - 3, 1))
+        maps = torch.cat([left, maps, right], dim)
+    return maps
+
+
+def upsample_maps(maps: torch.Tensor, factor: int, mode: str = "bicubic") -> torch.Tensor:
+    """Upsample ``(B, C, H, W)`` maps by an integer ``factor``.
+
+    ``align_corners=False``, so the result follows the pixel-centre convention at stride
+    ``s / factor``: pixel ``u`` of the result lies at ``(u + 0.5) / factor - 0.5`` of the
+    input. Near the border the maps are first continued by the parabola through their
+    three outermost samples (two samples, cropped away afterwards): ``torch``'s
+    interpolation repeats the edge sample instead, and the bicubic kernel's negative
+    lobes then make a falling map rise again in the last half cell, a spurious peak on
+    the image border for every keypoint near it. ``"bilinear"``
+    is available for comparison; its maxima can only lie on the stride-``s`` samples, so
+    it does not improve peak positions (bicubic does).
+    """
+    factor = _check_upsample(factor)
+    if mode not in ("bicubic", "bilinear"):
+        raise ValueError(f"mode must be 'bicubic' or 'bilinear', got {mode!r}")
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be (B, C, H, W), got {tuple(maps.shape)}")
+    if factor == 1:
+        return maps
+    h, w = maps.shape[-2:]
+    pad = 2
+    up = F.interpolate(_pad_extrapolate(maps, pad), scale_factor=factor, mode=mode, align_corners=False)
+    return up[..., pad * factor:pad * factor + h * factor, pad * factor:pad * factor + w * factor]
+
+
+@torch.no_grad()
+def predict(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsample: int = 1,
+            mode: str = "bicubic", all_stages: bool = False):
+    """Network outputs for ``images`` ``(N, 3, S, S)`` (uint8, or float in [0, 1]), in
+    batches on the model's device, in eval mode (restored afterwards); returned on the CPU.
+
+    * default: the final maps ``(heatmaps (N, K, S/8, S/8), pafs (N, 2C, S/8, S/8))``,
+      parse them with ``stride=8``;
+    * ``upsample=f``: the same upsampled by ``f`` (``mode``: ``"bicubic"``, the released
+      code's choice, or ``"bilinear"``), to parse with ``stride=8/f``. Upsampled maps are
+      large (``f = 8``: 14 MB per 256x256 image); :func:`detect` upsamples batch by batch;
+    * ``all_stages=True``: every stage's raw stride-8 output, ``(pafs, cms)`` as the
+      network returns them (lists over stages of ``(N, 2C, ...)`` and ``(N, K, ...)``).
+    """
+    images = _check_images(images)
+    factor = _check_upsample(upsample)
+    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    pafs_all: list[list[torch.Tensor]] = []
+    cms_all: list[list[torch.Tensor]] = []
+    try:
+        for i in range(0, len(images), int(batch_size)):
+            x = images[i:i + batch_size]
+            x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).to(dev)
+            pafs, cms = model(x)
+            if all_stages:
+                pafs_all.append([p.float().cpu() for p in pafs])
+                cms_all.append([c.float().cpu() for c in cms])
+            else:
+                pafs_all.append([upsample_maps(pafs[-1].float(), factor, mode).cpu()])
+                cms_all.append([upsample_maps(cms[-1].float(), factor, mode).cpu()])
+    finally:
+        model.train(was_training)
+    pafs_out = [torch.cat([b[t] for b in pafs_all]) for t in range(len(pafs_all[0]))]
+    cms_out = [torch.cat([b[t] for b in cms_all]) for t in range(len(cms_all[0]))]
+    if all_stages:
+        return pafs_out, cms_out
+    return cms_out[0], pafs_out[0]
+
+
+def parse_maps(heatmaps: torch.Tensor, pafs: torch.Tensor, upsample: int = 1, mode: str = "bicubic",
+               stride: float = STRIDE, **parse_kwargs) -> list[list[Person]]:
+    """People in image pixels from stride-``stride`` maps ``(B, K, H, W)`` and
+    ``(B, 2C, H, W)`` (or one image's ``(K, H, W)`` and ``(2C, H, W)``): optionally
+    upsampled by ``upsample`` (:func:`upsample_maps`), then
+    :func:`~kpedu.openpose.parse_batch` with COCO-17's limbs, the stride of the maps
+    parsed (``stride / upsample``) and :data:`RECIPE` ``["parse"]`` updated with
+    ``parse_kwargs``. Works on network outputs and on ground-truth targets alike."""
+    factor = _check_upsample(upsample)
+    if not isinstance(heatmaps, torch.Tensor) or not isinstance(pafs, torch.Tensor):
+        raise TypeError("heatmaps and pafs must be tensors")
+    if heatmaps.ndim == 3:
+        heatmaps, pafs = heatmaps[None], pafs[None]
+    hm = upsample_maps(heatmaps.float(), factor, mode)
+    pf = upsample_maps(pafs.float(), factor, mode)
+    kwargs = {**RECIPE["parse"], **parse_kwargs}
+    return parse_batch(hm, pf, _limbs(), stride=float(stride) / factor, **kwargs)
+
+
+def detect(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsample: int | None = None,
+           mode: str = "bicubic", **parse_kwargs) -> list[list[Person]]:
+    """Detected people for every image: :func:`predict` then :func:`parse_maps`, batch by
+    batch. ``upsample=None`` takes :data:`RECIPE` ``["upsample"]`` (8: parse at the input
+    resolution); ``1`` parses the stride-8 maps. ``parse_kwargs`` override
+    :data:`RECIPE` ``["parse"]`` (e.g. ``threshold=0.2``). Returns one list of
+    :class:`~kpedu.openpose.Person` per image, keypoints in image pixels."""
+    images = _check_images(images)
+    factor = _check_upsample(upsample, recipe_default=True)
+    out: list[list[Person]] = []
+    for i in range(0, len(images), int(batch_size)):
+        heat, pafs = predict(model, images[i:i + batch_size], batch_size)
+        out += parse_maps(heat, pafs, factor, mode, **parse_kwargs)
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def people_to_results(people: Sequence[Sequence[Person]], image_ids: Sequence[int] | None = None,
+                      rescore: bool = True) -> list[dict]:
+    """COCO results (:func:`kpedu.data.results_to_coco`) from parsed people, one list per
+    image (image ids ``1..N`` by default, as :meth:`SceneTensors.to_coco`).
+
+    Found keypoints carry their peak confidence; a missing keypoint is written at the
+    mean of the person's found keypoints with confidence 0 (COCO's OKS ignores the
+    confidences; the position only matters if the ground truth labels that keypoint).
+    The detection score is :attr:`Person.score`, times the fraction of keypoints found
+    with ``rescore`` (so that fragments rank below whole people)."""
+    from ..data import results_to_coco
+
+    if image_ids is None:
+        image_ids = list(range(1, len(people) + 1))
+    if len(image_ids) != len(people):
+        raise ValueError(f"{len(image_ids)} image ids for {len(people)} images")
+    results: list[dict] = []
+    for iid, persons in zip(image_ids, people):
+        if not persons:
+            continue
+        kps, kss, scs = [], [], []
+        for p in persons:
+            kp = p.keypoints.clone()
+            found = p.visible
+            k = kp.shape[0]
+            if bool(found.any()):
+                kp[~found] = kp[found].mean(0)
+            else:
+                kp[:] = 0.0
+            kps.append(kp)
+            kss.append(torch.where(found, p.scores, torch.zeros_like(p.scores)))
+            scs.append(p.score * (p.num_parts / k if rescore else 1.0))
+        results += results_to_coco(int(iid), torch.stack(kps), torch.stack(kss), torch.tensor(scs))
+    return results
+
+
+def evaluate_people(people: Sequence[Sequence[Person]], scenes: SceneTensors, rescore: bool = True) -> dict:
+    """COCO keypoint AP/AR (:func:`kpedu.metrics.coco_evaluate`) of parsed ``people``
+    (one list per scene) against ``scenes``; the ten ``COCO_STATS`` (``AP``, ``AP50``,
+    ``AP75``, ``APm``, ``APl``, ``AR``, ...), rounded to 4 digits."""
+    from ..metrics import coco_evaluate
+
+    if len(people) != len(scenes):
+        raise ValueError(f"{len(people)} lists of people for {len(scenes)} scenes")
+    r = coco_evaluate(scenes.to_coco(), people_to_results(people, rescore=rescore))
+    return {k: round(float(v), 4) for k, v in r.items()}
+
+
+def evaluate(model: OpenPoseNet, scenes: SceneTensors, batch_size: int = 16, upsample: int | None = None,
+             return_people: bool = False, **parse_kwargs) -> dict:
+    """COCO keypoint AP of ``model`` on ``scenes`` (:func:`detect`, then
+    :func:`evaluate_people`): ``AP``, ``AP50``, ``AP75``, ``APm``, ``APl``, ``AR``,
+    ``AR50``, ``AR75``, ``ARm``, ``ARl``, plus ``people_per_image`` (mean number
+    detected) and, with ``return_people``, the detections in ``people``."""
+    found = detect(model, scenes.images, batch_size, upsample, **parse_kwargs)
+    out: dict = evaluate_people(found, scenes)
+    out["people_per_image"] = round(sum(len(p) for p in found) / max(1, len(found)), 3)
+    if return_people:
+        out["people"] = found
+    return out
+
+
+@torch.no_grad()
+def per_stage_evaluate(model: OpenPoseNet, scenes: SceneTensors, batch_size: int = 16,
+                       upsample: int | None = None, ap: bool = True, **parse_kwargs) -> dict:
+    """What every stage contributes, on ``scenes`` (no augmentation).
+
+    Returns ``paf_loss`` and ``cm_loss``: per stage, the masked L2 loss against the
+    targets (per-image sum, as in training); and with ``ap`` also ``ap``: the COCO AP
+    of parsing each PAF stage's fields together with the last stage's confidence maps
+    (the TPAMI network has confidence maps only after the last PAF stage).
+    """
+    factor = _check_upsample(upsample, recipe_default=True)
+    paf_sum: list[float] = []
+    cm_sum: list[float] = []
+    people: list[list[list[Person]]] = []
+    for i in range(0, len(scenes), int(batch_size)):
+        part = scenes.subset(range(i, min(i + batch_size, len(scenes))))
+        pafs, cms = predict(model, part.images, batch_size, all_stages=True)
+        cm_t, paf_t = scene_targets(part.keypoints, part.visible, part.image_size)
+        mask = torch.stack([_scene_mask(u, part.image_size) for u in part.unlabelled])
+        _, logs = openpose_loss(pafs, cms, paf_t, cm_t, mask)
+        n = len(part)
+        if not paf_sum:
+            paf_sum, cm_sum = [0.0] * len(pafs), [0.0] * len(cms)
+        for t in range(len(pafs)):
+            paf_sum[t] += logs[f"paf{t + 1}"] * n
+        for t in range(len(cms)):
+            cm_sum[t] += logs[f"cm{t + 1}"] * n
+        if ap:
+            if not people:
+                people = [[] for _ in pafs]
+            for t in range(len(pafs)):
+                people[t] += parse_maps(cms[-1], pafs[t], factor, **parse_kwargs)
+    out = {"paf_loss": [round(v / len(scenes), 4) for v in paf_sum],
+           "cm_loss": [round(v / len(scenes), 4) for v in cm_sum]}
+    if ap:
+        out["ap"] = [evaluate_people(p, scenes)["AP"] for p in people]
+    return out
+
+
+def timing(model: OpenPoseNet, people_counts: Sequence[int] = (1, 2, 5, 10, 20), images: int = 3,
+           image_size: int | None = None, upsample: int | None = None, maps: str = "model", seed: int = 90_001,
+           **parse_kwargs) -> dict:
+    """Network and parsing time per image versus the number of people (bottom-up: the
+    network's cost is independent of it, the parsing's is not).
+
+    For every ``n`` in ``people_counts`` (increasing), ``images`` scenes with exactly
+    ``n`` people are made; people are smaller in crowded scenes (standing heights
+    :data:`RECIPE` ``["scene"]["scale"]`` times ``min(1, sqrt(3 / n))``). Each image is
+    run alone (batch of 1): the network's forward pass, the upsampling of its maps by
+    ``upsample`` (default :data:`RECIPE` ``["upsample"]``; ``1``: none) and the parsing
+    (:func:`parse_maps`), timed separately, on the network's maps (``maps="model"``) or
+    on the ground-truth targets (``maps="truth"``: the parser's cost with every person
+    found, independently of the training).
+
+    Returns ``{"people", "network_s", "upsample_s", "parse_s", "found"}``: lists with
+    one entry per count, mean seconds per image and mean people parsed per image. (On
+    one CPU thread at 256x256, on ground-truth maps: the book's network about 65 ms, the
+    8x bicubic upsampling about 30 ms and parsing the upsampled maps about 35 ms,
+    dominated by peak finding on 256x256 maps, whatever the crowd; parsing the stride-8
+    maps about 3 ms for 1 person and 9 ms for 20.)
+    """
+    counts = [int(c) for c in people_counts]
+    if not counts or any(c < 1 for c in counts) or counts != sorted(set(counts)):
+        raise ValueError(f"people_counts must be increasing positive ints, got {people_counts!r}")
+    if maps not in ("model", "truth"):
+        raise ValueError(f"maps must be 'model' or 'truth', got {maps!r}")
+    if not isinstance(images, (int, np.integer)) or images < 1:
+        raise ValueError(f"images must be a positive int, got {images!r}")
+    factor = _check_upsample(upsample, recipe_default=True)
+    size = RECIPE["image_size"] if image_size is None else int(image_size)
+    dev = next(model.parameters()).device
+    lo, hi = RECIPE["scene"]["scale"]
+    out: dict = {"people": counts, "network_s": [], "upsample_s": [], "parse_s": [], "found": []}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device=dev))  # warm-up
+            for c in counts:
+                f = min(1.0, math.sqrt(3.0 / c))
+                sc = make_scenes(int(images), seed + c, size, num_people=c, scale=(lo * f, hi * f), min_visible=0)
+                net_t = up_t = parse_t = 0.0
+                found = 0
+                for i in range(len(sc)):
+                    x = (sc.images[i:i + 1].float() / 255.0).to(dev)
+                    _sync(dev)
+                    t0 = time.perf_counter()
+                    pafs, cms = model(x)
+                    _sync(dev)
+                    net_t += time.perf_counter() - t0
+                    if maps == "truth":
+                        heat, paf = scene_targets(sc.keypoints[i:i + 1], sc.visible[i:i + 1], size)
+                    else:
+                        heat, paf = cms[-1].float().cpu(), pafs[-1].float().cpu()
+                    t0 = time.perf_counter()
+                    heat, paf = upsample_maps(heat, factor), upsample_maps(paf, factor)
+                    t1 = time.perf_counter()
+                    people = parse_maps(heat, paf, 1, stride=STRIDE / factor, **parse_kwargs)
+                    up_t += t1 - t0
+                    parse_t += time.perf_counter() - t1
+                    found += len(people[0])
+                out["network_s"].append(net_t / len(sc))
+                out["upsample_s"].append(up_t / len(sc))
+                out["parse_s"].append(parse_t / len(sc))
+                out["found"].append(found / len(sc))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+def _profile_name(profile) -> str:
+    from ..runtime import PROFILES, Profile, get_profile
+
+    if isinstance(profile, str) and profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    prof = profile if isinstance(profile, Profile) else (Profile(profile) if profile else get_profile())
+    return prof.name
+
+
+def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = True, curve_points: int = 10,
+               steps: int | None = None, train: SceneTensors | None = None, val: SceneTensors | None = None) -> dict:
+    """Train ``model`` in place with the chapter's recipe under a profile and evaluate it.
+
+    The one procedure behind the committed checkpoint (``full`` profile) and the
+    notebook's live runs: :data:`RECIPE` ``["train_scenes"]`` scenes, one one-cycle
+    schedule of ``RECIPE["steps"]`` steps (or ``steps``) at ``RECIPE["lr"]``, then COCO
+    evaluation on ``RECIPE["val_images"]`` scenes (``train`` / ``val`` replace the
+    generated sets).
+
+    Returns metrics: ``AP``, ``AP50``, ``AP75``, ``APm``, ``APl``, ``AR`` (pycocotools,
+    maps upsampled as in :func:`detect`), ``people_per_image``, ``per_stage``
+    (:func:`per_stage_evaluate`: ``paf_loss``, ``cm_loss``, ``ap``), ``curve`` (rows
+    ``[step, AP, AP50]`` on the first ``RECIPE["curve_images"]`` validation scenes,
+    ``curve_points`` of them), ``loss`` (the last logged training loss), ``steps``,
+    ``val_images`` and ``train_seconds``.
+    """
+    name = _profile_name(profile)
+    t0 = time.time()
+    size = RECIPE["image_size"]
+    if train is None:
+        train = make_scenes(RECIPE["train_scenes"][name], RECIPE["train_seed"], size, progress=progress)
+    if val is None:
+        val = make_scenes(RECIPE["val_images"][name], RECIPE["val_seed"], size)
+    n_steps = RECIPE["steps"][name] if steps is None else int(steps)
+    if n_steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps!r}")
+    probe = val.subset(range(min(len(val), RECIPE["curve_images"][name])))
+    curve: list[list[float]] = []
+    every = max(1, n_steps // max(1, int(curve_points))) if curve_points else 0
+
+    def record(step, history, m):
+        if every and (step % every == 0 or step == n_steps):
+            r = evaluate(m, probe)
+            curve.append([int(step), r["AP"], r["AP50"]])
+            if progress:
+                from tqdm.auto import tqdm
+
+                tqdm.write(f"step {step}: loss {history.loss[-1]:.2f}, validation AP {r['AP']:.3f}, "
+                           f"AP50 {r['AP50']:.3f}")
+        return False
+
+    log_every = max(1, n_steps // 50)
+    hist = train_openpose(model, train, n_steps, RECIPE["batch_size"], RECIPE["lr"], seed=0, device=device,
+                          progress=progress, callback=record, grad_clip=RECIPE["grad_clip"],
+                          log_every=math.gcd(log_every, every) if every else log_every)
+    r = evaluate(model, val)
+    metrics = {k: r[k] for k in ("AP", "AP50", "AP75", "APm", "APl", "AR", "people_per_image")}
+    metrics["per_stage"] = per_stage_evaluate(model, val)
+    metrics["curve"] = curve
+    metrics["loss"] = round(float(hist.loss[-1]), 4)
+    metrics["steps"] = n_steps
+    metrics["val_images"] = len(val)
+    metrics["train_seconds"] = round(time.time() - t0, 1)
+    return metrics
+
+
+@hub.recipe("openpose-book", description="OpenPose (small backbone, 3 PAF + 1 CM stages of 64), 256x256 synthetic "
+                                          "scenes of 1-6 people")
+def _book(profile, device):
+    from ..runtime import seed_everything
+
+    seed_everything(0)
+    model = make_model()
+    metrics = run_recipe(model, profile, device)
+    return model.cpu(), metrics

@@ -1,0 +1,423 @@
+"""OpenPose training targets: confidence maps, part affinity fields and the loss mask.
+
+OpenPose chapter (``book/ch02-openpose``), after Cao et al., "Realtime Multi-Person 2D
+Pose Estimation using Part Affinity Fields" (CVPR 2017) and its journal version
+"OpenPose" (TPAMI 2021). Equation numbers below are those of the TPAMI version.
+
+Conventions (``book/notation.md``): keypoints are ``(N, K, 2)`` arrays of ``(x, y)`` in
+*image* pixels with pixel centres at integers, visibility flags ``(N, K)`` follow COCO
+(0 not labelled, 1 occluded, 2 visible), and only keypoints with ``v > 0`` are used.
+Every target lives on the heatmap grid of a network with output stride ``s``: image
+coordinates are mapped with the notation's rule ``x_h = (x + 0.5) / s - 0.5``
+(:func:`kpedu.codecs.image_to_heatmap`), and maps are evaluated at the heatmap pixel
+centres ``p = (j, i)``, so the value for pixel ``p`` is ``map[..., i, j]``.
+
+- :func:`confidence_maps`: one Gaussian per person and part, merged across people with
+  a maximum (Eq. 8-9), ``(K, H, W)``.
+- :func:`part_affinity_fields`: unit vectors along every limb, averaged where limbs of
+  several people overlap (Eq. 10-12), ``(2C, H, W)``; channel ``2c`` holds the ``x``
+  component and channel ``2c + 1`` the ``y`` component of limb ``c``.
+- :func:`loss_mask`, :func:`unlabelled_mask`, :func:`scene_loss_mask`: the binary
+  weight ``W(p)`` of the loss (Eq. 5-6), 0 where people are present but not annotated.
+- :func:`batch_targets`: all three for a batch of scenes with a varying number of
+  people (the per-person lists of :func:`kpedu.data.collate_people`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..codecs.heatmap import _size_hw, encode_heatmaps, image_to_heatmap
+
+__all__ = [
+    "confidence_maps",
+    "part_affinity_fields",
+    "loss_mask",
+    "unlabelled_mask",
+    "scene_loss_mask",
+    "batch_targets",
+]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _keypoints_visible(keypoints, visible) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, K, 2)`` float32 keypoints and ``(N, K)`` bool labelled flags.
+
+    A ``(K, 2)`` array is one person. ``visible=None`` labels every keypoint.
+    """
+    if isinstance(keypoints, torch.Tensor):
+        kp = keypoints.detach().to(torch.float32)
+    else:
+        try:
+            kp = torch.as_tensor(np.asarray(keypoints, dtype=np.float64), dtype=torch.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"keypoints must be array-like of numbers, got {type(keypoints).__name__}") from None
+    if kp.ndim == 2 and kp.shape[-1] == 2:
+        kp = kp[None]
+    if kp.ndim != 3 or kp.shape[-1] != 2:
+        raise ValueError(f"keypoints must have shape (N, K, 2) or (K, 2), got {tuple(kp.shape)}")
+    n, k, _ = kp.shape
+    if visible is None:
+        vis = torch.ones(n, k, dtype=torch.bool, device=kp.device)
+    else:
+        if isinstance(visible, torch.Tensor):
+            v = visible.detach().to(device=kp.device)
+        else:
+            v = torch.as_tensor(np.asarray(visible, dtype=np.float64), device=kp.device)
+        if v.ndim == 1 and n == 1:
+            v = v[None]
+        if tuple(v.shape) != (n, k):
+            raise ValueError(f"visible must have shape (N, K) = {(n, k)} to match keypoints, got {tuple(v.shape)}")
+        vis = v > 0
+    labelled = kp[vis]
+    if labelled.numel() and not torch.isfinite(labelled).all():
+        raise ValueError("keypoints contain NaN or inf for a keypoint marked visible (v > 0)")
+    return kp, vis
+
+
+def _limb_pairs(limbs, k: int) -> list[tuple[int, int]]:
+    """Limbs as a list of ``(j1, j2)``; a :class:`~kpedu.data.Skeleton` gives its limbs."""
+    if hasattr(limbs, "limbs") and not isinstance(limbs, (list, tuple, np.ndarray, torch.Tensor)):
+        limbs = limbs.limbs
+    if isinstance(limbs, torch.Tensor):
+        limbs = limbs.tolist()
+    try:
+        pairs = [(int(a), int(b)) for a, b in (tuple(p) for p in limbs)]
+    except (TypeError, ValueError):
+        raise ValueError(f"limbs must be a sequence of (j1, j2) index pairs, got {limbs!r}") from None
+    if not pairs:
+        raise ValueError("limbs must hold at least one (j1, j2) pair")
+    for c, (a, b) in enumerate(pairs):
+        if not (0 <= a < k and 0 <= b < k):
+            raise ValueError(f"limb {c} = ({a}, {b}) is out of range for {k} keypoints (indices are 0-based)")
+        if a == b:
+            raise ValueError(f"limb {c} = ({a}, {b}) joins a keypoint to itself")
+    return pairs
+
+
+def _positive(value, name: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return f
+
+
+def _stride_ints(stride) -> tuple[int, int]:
+    """An integer stride ``s`` or ``(s_x, s_y)``, returned as ``(s_y, s_x)`` (row first)."""
+    if isinstance(stride, (int, np.integer)) and not isinstance(stride, bool):
+        sx = sy = int(stride)
+    else:
+        try:
+            sx, sy = stride
+        except (TypeError, ValueError):
+            raise ValueError(f"stride must be a positive int or a pair (s_x, s_y), got {stride!r}") from None
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (sx, sy)):
+            raise ValueError(f"the stride of a loss mask must be integer, got {stride!r}")
+        sx, sy = int(sx), int(sy)
+    if sx <= 0 or sy <= 0:
+        raise ValueError(f"stride must be positive, got {stride!r}")
+    return sy, sx
+
+
+# --------------------------------------------------------------------- confidence maps
+
+
+def confidence_maps(
+    keypoints,
+    visible=None,
+    heatmap_size: int | Sequence[int] = 46,
+    stride: float | Sequence[float] = 8,
+    sigma: float = 1.0,
+) -> torch.Tensor:
+    """Ground-truth confidence maps ``S*`` (OpenPose chapter; TPAMI Eq. 8-9).
+
+    Person ``k``'s map for part ``j`` is the unnormalised Gaussian
+
+    .. math:: S^*_{j,k}(p) = \\exp\\left(-\\frac{\\lVert p - x_{j,k} \\rVert^2}{\\sigma^2}\\right)
+
+    (Eq. 8), peak value 1, evaluated at the heatmap pixel centres ``p``; people are merged
+    with a maximum, :math:`S^*_j(p) = \\max_k S^*_{j,k}(p)` (Eq. 9), so that two nearby
+    people keep two distinct peaks (an average would blur them into one).
+
+    **Note the paper's** :math:`\\sigma^2` **without the factor 2** of the book's Gaussian
+    targets (``book/notation.md``, :func:`kpedu.codecs.encode_heatmaps`): ``sigma`` here is
+    :math:`\\sqrt{2}` times the standard deviation of the Gaussian, so
+    ``confidence_maps(..., sigma=s)`` equals ``encode_heatmaps(..., sigma=s / sqrt(2))``
+    for a single person. ``sigma`` is in heatmap pixels. (The released training code
+    uses ``exp(-d^2 / 2 sigma^2)`` with ``sigma = 7`` image pixels at stride 8, i.e.
+    ``sigma`` about 1.24 in this function's units, and cuts values below 0.01; here the
+    Gaussian is not truncated.)
+
+    Args:
+        keypoints: ``(N, K, 2)`` (or ``(K, 2)`` for one person) ``(x, y)`` in *image*
+            pixels, numpy or torch. ``N`` may be 0.
+        visible: ``(N, K)`` COCO flags; only keypoints with ``v > 0`` are drawn, the others
+            may hold anything (NaN included). ``None`` draws every keypoint.
+        heatmap_size: ``H`` (square) or ``(H, W)`` of the output grid.
+        stride: image pixels per heatmap pixel, ``s`` or ``(s_x, s_y)``; keypoints map to
+            heatmap coordinates as ``x_h = (x + 0.5) / s - 0.5``.
+        sigma: width of the Gaussian in heatmap pixels, in the paper's convention
+            :math:`\\exp(-d^2/\\sigma^2)`.
+
+    Returns:
+        ``float32`` tensor ``(K, H, W)``; all zeros for a part that no person has labelled.
+    """
+    kp, vis = _keypoints_visible(keypoints, visible)
+    h, w = _size_hw(heatmap_size)
+    sigma_f = _positive(sigma, "sigma")
+    n, k, _ = kp.shape
+    if n == 0:
+        return torch.zeros(k, h, w, dtype=torch.float32, device=kp.device)
+    kp_h = image_to_heatmap(kp, stride)
+    # exp(-d^2 / sigma^2) = exp(-d^2 / (2 (sigma / sqrt 2)^2)): the codec's Gaussian
+    maps = encode_heatmaps(kp_h, vis, (h, w), sigma_f / math.sqrt(2.0))  # (N, K, H, W)
+    return maps.amax(dim=0)
+
+
+# ----------------------------------------------------------------- part affinity fields
+
+
+def part_affinity_fields(
+    keypoints,
+    visible=None,
+    limbs=None,
+    heatmap_size: int | Sequence[int] = 46,
+    stride: float | Sequence[float] = 8,
+    limb_width: float = 1.0,
+) -> torch.Tensor:
+    """Ground-truth part affinity fields ``L*`` (OpenPose chapter; TPAMI Eq. 10-12).
+
+    For limb ``c`` from part ``j1`` to part ``j2`` of person ``k`` with both endpoints
+    labelled (``v > 0``), let :math:`l = \\lVert x_{j2,k} - x_{j1,k} \\rVert` be its length
+    and :math:`v = (x_{j2,k} - x_{j1,k}) / l` its unit direction (heatmap coordinates).
+    The person's field is :math:`L^*_{c,k}(p) = v` on the pixels ``p`` of the limb and 0
+    elsewhere (Eq. 10), where a pixel is on the limb when
+
+    .. math:: 0 \\le v \\cdot (p - x_{j1,k}) \\le l \\quad\\text{and}\\quad
+              |v_\\perp \\cdot (p - x_{j1,k})| \\le \\sigma_l
+
+    (Eq. 11): a rectangle of length ``l`` and half-width :math:`\\sigma_l` = ``limb_width``,
+    boundaries included, with no rounded caps. Where limb ``c`` of several people covers
+    a pixel, the field is their average, :math:`L^*_c(p) = \\frac{1}{n_c(p)} \\sum_k
+    L^*_{c,k}(p)` with :math:`n_c(p)` the number of non-zero vectors at ``p`` (Eq. 12), so
+    where two limbs cross the field is exactly the mean of their unit vectors (shorter
+    than 1 unless they are parallel). Zero-length limbs (coincident endpoints) have no
+    direction and are skipped.
+
+    **Channel layout:** the output has ``2C`` channels for ``C = len(limbs)``; channel
+    ``2c`` is the ``x`` component and channel ``2c + 1`` the ``y`` component of limb
+    ``c`` (the layout of the released OpenPose models).
+
+    Args:
+        keypoints: ``(N, K, 2)`` (or ``(K, 2)``) ``(x, y)`` in *image* pixels; ``N`` may be 0.
+        visible: ``(N, K)`` COCO flags (``None``: all labelled).
+        limbs: ``C`` pairs ``(j1, j2)`` of 0-based keypoint indices, or a
+            :class:`~kpedu.data.Skeleton` (its ``limbs``, e.g. ``COCO17`` with 19 limbs).
+        heatmap_size: ``H`` or ``(H, W)``.
+        stride: image pixels per heatmap pixel (see :func:`confidence_maps`).
+        limb_width: :math:`\\sigma_l`, the half-width of the limb in *heatmap* pixels (the
+            released training code: 1).
+
+    Returns:
+        ``float32`` tensor ``(2C, H, W)``.
+
+    The test against the limb is vectorised over all pixels; the loop runs over limbs and
+    people only.
+    """
+    kp, vis = _keypoints_visible(keypoints, visible)
+    if limbs is None:
+        raise ValueError("limbs are required: a list of (j1, j2) pairs or a Skeleton (e.g. COCO17)")
+    n, k, _ = kp.shape
+    pairs = _limb_pairs(limbs, k)
+    h, w = _size_hw(heatmap_size)
+    width = _positive(limb_width, "limb_width")
+    out = torch.zeros(2 * len(pairs), h, w, dtype=torch.float32, device=kp.device)
+    if n == 0:
+        return out
+    kp_h = image_to_heatmap(kp.to(torch.float64), stride)  # float64: exact boundary tests
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64, device=kp.device),
+        torch.arange(w, dtype=torch.float64, device=kp.device),
+        indexing="ij",
+    )  # the pixel (j, i) sits at xs[i, j] = j, ys[i, j] = i
+    for c, (j1, j2) in enumerate(pairs):
+        total = torch.zeros(2, h, w, dtype=torch.float64, device=kp.device)
+        count = torch.zeros(h, w, dtype=torch.float64, device=kp.device)
+        for person in range(n):
+            if not (vis[person, j1] and vis[person, j2]):
+                continue
+            a, b = kp_h[person, j1], kp_h[person, j2]
+            d = b - a
+            length = float(torch.linalg.vector_norm(d))
+            if length == 0.0:
+                continue  # no direction
+            vx, vy = float(d[0]) / length, float(d[1]) / length
+            rx, ry = xs - float(a[0]), ys - float(a[1])
+            along = vx * rx + vy * ry            # v . (p - x_j1)
+            across = (-vy * rx + vx * ry).abs()  # |v_perp . (p - x_j1)|
+            on = ((along >= 0) & (along <= length) & (across <= width)).to(torch.float64)
+            total[0] += vx * on
+            total[1] += vy * on
+            count += on
+        out[2 * c: 2 * c + 2] = (total / count.clamp(min=1.0)).to(torch.float32)
+    return out
+
+
+# -------------------------------------------------------------------------- loss mask
+
+
+def loss_mask(unlabelled, heatmap_size: int | Sequence[int], stride: int | Sequence[int] = 8) -> torch.Tensor:
+    """The binary loss weight ``W(p)`` on the heatmap grid (OpenPose chapter; TPAMI Eq. 5-6).
+
+    ``W(p) = 0`` where an annotation is missing (people that are not labelled, crowd
+    regions), so that the network is not penalised for true detections there.
+
+    Rule: heatmap pixel ``(i, j)`` summarises the ``s_y x s_x`` block of image pixels
+    rows ``s_y i .. s_y i + s_y - 1`` and columns ``s_x j .. s_x j + s_x - 1`` (the cell of
+    ``book/notation.md``), and it gets ``W = 0`` as soon as **any** pixel of its cell is
+    unlabelled (a max-pool of the unlabelled mask): a cell that shows part of an
+    unlabelled person is never used to teach "nobody here".
+
+    Args:
+        unlabelled: bool ``(H_img, W_img)`` map of unlabelled image pixels, or
+            ``(M, H_img, W_img)`` masks whose union is taken (``M`` may be 0). Any non-zero
+            value counts as unlabelled.
+        heatmap_size: ``H`` or ``(H, W)``; the image must be exactly ``(H * s_y, W * s_x)``.
+        stride: integer ``s`` or ``(s_x, s_y)``.
+
+    Returns:
+        ``float32`` tensor ``(H, W)`` with values 0 (ignore) and 1 (use).
+    """
+    sy, sx = _stride_ints(stride)
+    h, w = _size_hw(heatmap_size)
+    m = unlabelled if isinstance(unlabelled, torch.Tensor) else torch.as_tensor(np.asarray(unlabelled))
+    m = m.detach()
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3:
+        raise ValueError(f"unlabelled must be (H_img, W_img) or (M, H_img, W_img), got {tuple(m.shape)}")
+    if tuple(m.shape[-2:]) != (h * sy, w * sx):
+        raise ValueError(
+            f"unlabelled mask of size {tuple(m.shape[-2:])} does not match heatmap_size {(h, w)} "
+            f"at stride (s_y, s_x) = {(sy, sx)}: expected {(h * sy, w * sx)}"
+        )
+    if m.shape[0] == 0:
+        return torch.ones(h, w, dtype=torch.float32, device=m.device)
+    union = (m != 0).any(dim=0).to(torch.float32)
+    covered = F.max_pool2d(union[None, None], kernel_size=(sy, sx), stride=(sy, sx))[0, 0]
+    return 1.0 - covered
+
+
+def unlabelled_mask(visible, masks, min_keypoints: int = 1) -> torch.Tensor:
+    """Image pixels of people present but not annotated (OpenPose chapter, loss mask).
+
+    A person counts as unlabelled when fewer than ``min_keypoints`` of its keypoints are
+    labelled (``v > 0``); by default, when *none* is (COCO persons with
+    ``num_keypoints == 0``). The result is the union of those people's masks.
+
+    Args:
+        visible: ``(N, K)`` COCO flags.
+        masks: ``(N, H_img, W_img)`` per-person segmentation masks (e.g.
+            :attr:`kpedu.data.Sample.masks`); people with an empty mask add nothing.
+        min_keypoints: labelled keypoints a person needs to count as annotated, ``>= 1``.
+
+    Returns:
+        bool tensor ``(H_img, W_img)``.
+    """
+    if not isinstance(min_keypoints, (int, np.integer)) or isinstance(min_keypoints, bool) or min_keypoints < 1:
+        raise ValueError(f"min_keypoints must be an int >= 1, got {min_keypoints!r}")
+    v = visible if isinstance(visible, torch.Tensor) else torch.as_tensor(np.asarray(visible))
+    m = masks if isinstance(masks, torch.Tensor) else torch.as_tensor(np.asarray(masks))
+    if v.ndim != 2 or m.ndim != 3 or v.shape[0] != m.shape[0]:
+        raise ValueError(
+            f"visible must be (N, K) and masks (N, H_img, W_img) with the same N, "
+            f"got {tuple(v.shape)} and {tuple(m.shape)}"
+        )
+    missing = (v > 0).sum(dim=1) < int(min_keypoints)
+    if not bool(missing.any()):
+        return torch.zeros(m.shape[-2:], dtype=torch.bool, device=m.device)
+    return (m[missing.to(m.device)] != 0).any(dim=0)
+
+
+def scene_loss_mask(
+    visible,
+    masks,
+    heatmap_size: int | Sequence[int],
+    stride: int | Sequence[int] = 8,
+    crowd=None,
+    min_keypoints: int = 1,
+) -> torch.Tensor:
+    """``W(p)`` of one scene: :func:`unlabelled_mask` (plus optional ``crowd`` regions,
+    bool ``(H_img, W_img)``) downsampled by :func:`loss_mask`. Returns ``(H, W)`` float32."""
+    unl = unlabelled_mask(visible, masks, min_keypoints)
+    if crowd is not None:
+        cr = crowd if isinstance(crowd, torch.Tensor) else torch.as_tensor(np.asarray(crowd))
+        if tuple(cr.shape) != tuple(unl.shape):
+            raise ValueError(f"crowd must be (H_img, W_img) = {tuple(unl.shape)}, got {tuple(cr.shape)}")
+        unl = unl | (cr.to(unl.device) != 0)
+    return loss_mask(unl, heatmap_size, stride)
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def batch_targets(
+    keypoints: Sequence,
+    visible: Sequence | None,
+    limbs,
+    heatmap_size: int | Sequence[int],
+    stride: int = 8,
+    sigma: float = 1.0,
+    limb_width: float = 1.0,
+    masks: Sequence | None = None,
+    min_keypoints: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Targets for a batch of scenes (OpenPose chapter).
+
+    Args:
+        keypoints: list of ``B`` arrays ``(N_i, K, 2)`` in image pixels (``N_i`` may be 0),
+            e.g. ``batch["keypoints"]`` from :func:`kpedu.data.collate_people`.
+        visible: list of ``B`` arrays ``(N_i, K)``, or ``None`` (all labelled).
+        limbs, heatmap_size, stride, sigma, limb_width: as in :func:`confidence_maps` and
+            :func:`part_affinity_fields`.
+        masks: list of ``B`` per-person masks ``(N_i, H_img, W_img)``
+            (``SyntheticPeople(..., return_masks=True)``), or ``None``: then ``W = 1``
+            everywhere. With masks, the loss mask follows :func:`scene_loss_mask`.
+        min_keypoints: see :func:`unlabelled_mask`.
+
+    Returns:
+        ``(cm, paf, mask)``: ``(B, K, H, W)`` confidence maps, ``(B, 2C, H, W)`` fields
+        (channel ``2c`` = x, ``2c + 1`` = y of limb ``c``) and ``(B, H, W)`` float32 loss
+        weights, all on the CPU (or on the device of the keypoint tensors).
+    """
+    if not isinstance(keypoints, (list, tuple)) or len(keypoints) == 0:
+        raise ValueError("keypoints must be a non-empty list of (N_i, K, 2) arrays, one per image")
+    b = len(keypoints)
+    if visible is not None and len(visible) != b:
+        raise ValueError(f"visible has {len(visible)} entries for {b} images")
+    if masks is not None and len(masks) != b:
+        raise ValueError(f"masks has {len(masks)} entries for {b} images")
+    h, w = _size_hw(heatmap_size)
+    cms, pafs, ws = [], [], []
+    for i in range(b):
+        v = None if visible is None else visible[i]
+        cms.append(confidence_maps(keypoints[i], v, (h, w), stride, sigma))
+        pafs.append(part_affinity_fields(keypoints[i], v, limbs, (h, w), stride, limb_width))
+        if masks is None:
+            ws.append(torch.ones(h, w, dtype=torch.float32, device=cms[-1].device))
+        else:
+            _, vis = _keypoints_visible(keypoints[i], v)
+            ws.append(scene_loss_mask(vis, masks[i], (h, w), stride, min_keypoints=min_keypoints).to(cms[-1].device))
+    k_set = {c.shape[0] for c in cms}
+    if len(k_set) != 1:
+        raise ValueError(f"all images must have the same number of keypoint types K, got {sorted(k_set)}")
+    return torch.stack(cms), torch.stack(pafs), torch.stack(ws)
