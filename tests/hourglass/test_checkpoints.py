@@ -31,9 +31,9 @@ def test_committed_checkpoint_reaches_its_metric(name, overrides, slack, fresh_p
     assert got["pck@0.2"] >= stated["pck@0.2"] - slack, (name, got["pck@0.2"], stated["pck@0.2"])
     assert abs(got["pck@0.1"] - stated["pck@0.1"]) <= 2 * slack, (name, got["pck@0.1"], stated["pck@0.1"])
     if name == "hourglass-book":
-        # the chapter asserts 0.85 on 500 validation people (its target, 0.95, is not met yet)
-        assert stated["pck@0.2"] >= 0.85
-        assert got["pck@0.2"] >= 0.82
+        # the chapter's promise: PCK@0.2 >= 0.95 (single pass, 1000 validation people)
+        assert stated["pck@0.2"] >= 0.95
+        assert got["pck@0.2"] >= 0.92
 
 
 def test_ablation_pair_has_equal_parameters():
