@@ -28,6 +28,7 @@ import torch
 
 __all__ = [
     "PROFILES",
+    "resolve_profile",
     "Profile",
     "get_profile",
     "pick",
@@ -69,6 +70,18 @@ def get_profile() -> Profile:
             f"KPEDU_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)}"
         )
     return Profile(name)
+
+
+def resolve_profile(profile: "Profile | str | None" = None) -> Profile:
+    """A :class:`Profile` from a profile, a profile name, or ``None`` (the active one,
+    :func:`get_profile`); every chapter recipe's ``profile`` argument goes through it."""
+    if profile is None or profile == "":
+        return get_profile()
+    if isinstance(profile, Profile):
+        return profile
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return Profile(profile)
 
 
 def pick(ci: T, book: T, full: T | None = None) -> T:

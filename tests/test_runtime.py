@@ -50,3 +50,14 @@ def test_setup_banner(capsys, monkeypatch):
     line = capsys.readouterr().out.strip()
     assert "profile=ci" in line and "device=cpu" in line and "seed=4" in line
     assert s.pick(ci="a", book="b") == "a"
+
+
+def test_resolve_profile(monkeypatch):
+    from kpedu.runtime import Profile, resolve_profile
+
+    monkeypatch.setenv("KPEDU_PROFILE", "ci")
+    assert resolve_profile(None).name == "ci"
+    assert resolve_profile("full").name == "full"
+    assert resolve_profile(Profile("book")).name == "book"
+    with pytest.raises(ValueError, match="profile must be one of"):
+        resolve_profile("bogus")

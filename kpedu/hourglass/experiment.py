@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .. import hub
+from ..runtime import resolve_profile
 from ..augment import augment_batch
 from ..codecs import GaussianHeatmapCodec
 from ..foundations import PeopleTensors, make_people
@@ -215,15 +216,6 @@ def _subset(people: PeopleTensors, n: int) -> PeopleTensors:
                                            people.areas)))
 
 
-def _profile_name(profile) -> str:
-    from ..runtime import PROFILES, Profile, get_profile
-
-    if isinstance(profile, str) and profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    prof = profile if isinstance(profile, Profile) else (Profile(profile) if profile else get_profile())
-    return prof.name
-
-
 def run_recipe(model: StackedHourglass, profile=None, device=None, progress: bool = True, curve_points: int = 10,
                intermediate: bool = True, steps: int | None = None, train: PeopleTensors | None = None,
                val: PeopleTensors | None = None, start_cycle: int = 0, prior: dict | None = None) -> dict:
@@ -241,7 +233,7 @@ def run_recipe(model: StackedHourglass, profile=None, device=None, progress: boo
     ``[step, pck@0.1, pck@0.2]`` on 200 validation people), ``cycles`` and
     ``train_seconds``.
     """
-    name = _profile_name(profile)
+    name = resolve_profile(profile).name
     t0 = time.time()
     size = RECIPE["image_size"]
     if train is None:
@@ -294,7 +286,7 @@ def train_ablation(model: StackedHourglass, variant: str, profile=None, device=N
     the metrics of :func:`run_recipe` with ``params`` added."""
     if variant not in ABLATIONS:
         raise ValueError(f"variant must be one of {sorted(ABLATIONS)}, got {variant!r}")
-    name = _profile_name(profile)
+    name = resolve_profile(profile).name
     metrics = run_recipe(model, name, device, progress, curve_points=5, intermediate=ABLATIONS[variant]["intermediate"],
                          steps=ABLATION_STEPS[name], train=train, val=val)
     metrics["params"] = sum(p.numel() for p in model.parameters())

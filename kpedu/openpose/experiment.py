@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import hub
+from ..runtime import resolve_profile
 from ..augment import augment_batch
 from ..data import COCO17
 from .model import OpenPoseNet, openpose_loss
@@ -743,15 +744,6 @@ def _sync(dev: torch.device) -> None:
 # ----------------------------------------------------------------------------- recipe
 
 
-def _profile_name(profile) -> str:
-    from ..runtime import PROFILES, Profile, get_profile
-
-    if isinstance(profile, str) and profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    prof = profile if isinstance(profile, Profile) else (Profile(profile) if profile else get_profile())
-    return prof.name
-
-
 def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = True, curve_points: int = 10,
                steps: int | None = None, train: SceneTensors | None = None, val: SceneTensors | None = None) -> dict:
     """Train ``model`` in place with the chapter's recipe under a profile and evaluate it.
@@ -769,7 +761,7 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
     ``curve_points`` of them), ``loss`` (the last logged training loss), ``steps``,
     ``val_images`` and ``train_seconds``.
     """
-    name = _profile_name(profile)
+    name = resolve_profile(profile).name
     t0 = time.time()
     size = RECIPE["image_size"]
     if train is None:
