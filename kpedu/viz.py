@@ -18,6 +18,8 @@ __all__ = [
     "overlay_heatmap",
     "heatmap_grid",
     "prediction_grid",
+    "paf_to_rgb",
+    "draw_paf",
     "PRED_COLOR",
     "GT_COLOR",
 ]
@@ -34,8 +36,12 @@ def _np(x) -> np.ndarray:
 
 def to_hwc(image) -> np.ndarray:
     """An image as ``(H, W, 3)`` or ``(H, W)`` numpy, from ``(3, H, W)``/``(H, W, 3)``
-    numpy or torch; values clipped to [0, 1] when float."""
+    numpy or torch; ``uint8`` images are scaled to [0, 1], float values clipped to [0, 1]."""
+    if hasattr(image, "detach") and str(image.dtype) == "torch.uint8":
+        image = image.detach().cpu().numpy()
     img = _np(image)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
     if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
         img = np.moveaxis(img, 0, -1)
     elif img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] in (1, 3) and img.shape[0] != img.shape[-1]:
@@ -172,3 +178,50 @@ def prediction_grid(images, preds, gts=None, visible=None, skeleton=None, titles
             fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, 0.04 if gts is not None else 0, 1, 1))
     return fig
+
+
+def paf_to_rgb(paf_x, paf_y, max_norm: float = 1.0) -> np.ndarray:
+    """Colour a part affinity field (OpenPose chapter) by direction: hue is the angle of
+    the vector ``(paf_x, paf_y)`` (in image axes, ``y`` down), brightness its length
+    relative to ``max_norm``; zero vectors are black. ``paf_x``, ``paf_y``: ``(h, w)``.
+    Returns ``(h, w, 3)`` floats in ``[0, 1]``."""
+    from matplotlib.colors import hsv_to_rgb
+
+    px, py = _np(paf_x).astype(np.float64), _np(paf_y).astype(np.float64)
+    if px.ndim != 2 or px.shape != py.shape:
+        raise ValueError(f"paf_x and paf_y must be 2-D of the same shape, got {px.shape} and {py.shape}")
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm!r}")
+    hue = (np.arctan2(py, px) / (2 * np.pi)) % 1.0
+    val = np.clip(np.hypot(px, py) / max_norm, 0.0, 1.0)
+    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), val], axis=-1))
+
+
+def draw_paf(ax, paf_x, paf_y, stride: float = 1.0, step: int = 1, min_norm: float = 0.1,
+             color: str = "yellow", scale: float | None = None, **quiver_kwargs):
+    """Draw a part affinity field (OpenPose chapter) as arrows on ``ax``.
+
+    ``paf_x``, ``paf_y``: ``(h, w)`` components on a grid of output stride ``stride``;
+    the arrow of heatmap pixel ``(i, j)`` sits at its centre in image coordinates,
+    ``x = (j + 0.5) * stride - 0.5`` (``book/notation.md``), so the arrows line up with
+    an image drawn by :func:`show_image`. Every ``step``-th pixel is drawn, and only
+    vectors at least ``min_norm`` long. An arrow of length 1 spans ``scale`` image pixels
+    (default ``0.9 * stride * step``). Returns the quiver (None when nothing is drawn).
+    """
+    px, py = _np(paf_x).astype(np.float64), _np(paf_y).astype(np.float64)
+    if px.ndim != 2 or px.shape != py.shape:
+        raise ValueError(f"paf_x and paf_y must be 2-D of the same shape, got {px.shape} and {py.shape}")
+    if not stride > 0 or int(step) < 1:
+        raise ValueError(f"stride must be positive and step >= 1, got {stride!r}, {step!r}")
+    step = int(step)
+    ii, jj = np.mgrid[0:px.shape[0]:step, 0:px.shape[1]:step]
+    u, v = px[ii, jj], py[ii, jj]
+    keep = np.hypot(u, v) >= min_norm
+    if not keep.any():
+        return None
+    x = (jj[keep] + 0.5) * stride - 0.5
+    y = (ii[keep] + 0.5) * stride - 0.5
+    length = 0.9 * stride * step if scale is None else float(scale)
+    # angles="xy", scale_units="xy": arrows in data units, y pointing down with the image
+    return ax.quiver(x, y, u[keep] * length, v[keep] * length, angles="xy", scale_units="xy", scale=1.0,
+                     color=color, width=quiver_kwargs.pop("width", 0.004), **quiver_kwargs)

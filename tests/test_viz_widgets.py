@@ -82,3 +82,38 @@ def test_exercise_checks(capsys):
         exercises.check_close("ex", [1.0], [1.5])
     with pytest.raises(AssertionError, match="hint"):
         exercises.check_true("ex", False, "hint")
+
+
+def test_paf_drawing():
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pytest
+    from kpedu import viz
+
+    px = np.zeros((4, 5)); py = np.zeros((4, 5))
+    px[1, 2] = 1.0                       # pointing right
+    py[2, 3] = -0.5                      # pointing up, half length
+    rgb = viz.paf_to_rgb(px, py)
+    assert rgb.shape == (4, 5, 3)
+    assert np.allclose(rgb[0, 0], 0) and np.allclose(rgb[1, 2], [1, 0, 0])   # hue 0 = red, full value
+    assert np.isclose(rgb[2, 3].max(), 0.5)
+    fig, ax = plt.subplots()
+    q = viz.draw_paf(ax, px, py, stride=8)
+    assert q.N == 2                      # two non-zero vectors drawn
+    off = np.asarray(q.get_offsets())
+    assert np.allclose(sorted(map(tuple, off)), [(19.5, 11.5), (27.5, 19.5)])   # (j + .5) * 8 - .5
+    assert viz.draw_paf(ax, px * 0, py * 0) is None
+    with pytest.raises(ValueError):
+        viz.draw_paf(ax, px, py[:2])
+    plt.close(fig)
+
+
+def test_to_hwc_scales_uint8():
+    import numpy as np
+    import torch
+    from kpedu import viz
+
+    t = torch.full((3, 4, 4), 128, dtype=torch.uint8)
+    assert np.allclose(viz.to_hwc(t), 128 / 255)
+    assert np.allclose(viz.to_hwc(t.numpy().transpose(1, 2, 0)), 128 / 255)
+    assert viz.to_hwc(torch.ones(3, 4, 4) * 2).max() == 1.0

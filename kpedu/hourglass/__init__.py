@@ -1,6 +1,6 @@
 """Stacked Hourglass Networks (Newell et al., ECCV 2016): model and loss.
 
-Stacked Hourglass chapter (``book/ch01-hourglass``, in preparation). Decoding uses
+Stacked Hourglass chapter (``book/ch01-hourglass``). Decoding uses
 :mod:`kpedu.codecs`; evaluation uses :mod:`kpedu.metrics`.
 """
 from .inference import predict_heatmaps, predict_keypoints

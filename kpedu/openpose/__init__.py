@@ -1,9 +1,10 @@
 """OpenPose: realtime multi-person pose estimation with part affinity fields (Cao et al.,
-CVPR 2017; TPAMI 2021). OpenPose chapter (``book/ch02-openpose``, in preparation).
+CVPR 2017; TPAMI 2021). OpenPose chapter (``book/ch02-openpose``).
 
 Modules: :mod:`~kpedu.openpose.targets` (confidence maps, PAFs, loss masks),
 :mod:`~kpedu.openpose.model` (multi-stage network and its loss),
-:mod:`~kpedu.openpose.parse` (peaks, line integrals, bipartite matching, assembly).
+:mod:`~kpedu.openpose.parse` (peaks, line integrals, bipartite matching, assembly),
+:mod:`~kpedu.openpose.experiment` (the chapter's data, training, evaluation and timing).
 """
 from .model import (ConvBlock, OpenPoseNet, SmallBackbone, Stage, VGG19Backbone, VGG19_LAYERS, openpose_loss,
                     openpose_paper)

@@ -101,7 +101,7 @@ RECIPE = {
     # a person with fewer keypoints than this drawn visibly (v = 2) is unlabelled
     "min_visible": 4,
     # targets, in heatmap pixels: the paper's exp(-d^2 / sigma^2), the limb half-width, and
-    # the length to which shorter limbs are extended before their field is drawn (0: Eq. 11)
+    # the length to which shorter limbs are extended before their field is drawn (0: the paper's rectangle as is)
     "sigma": 1.5,
     "limb_width": 1.0,
     "paf_min_length": 1.0,
@@ -114,6 +114,8 @@ RECIPE = {
     "grad_clip": None,  # e.g. 10.0 to clip the global gradient norm
     "train_scenes": {"ci": 24, "book": 400, "full": 3000},
     "steps": {"ci": 3, "book": 80, "full": 1000},
+    # warm restarts after the first cycle: (steps, peak learning rate) per extra cycle
+    "restarts": {"ci": [], "book": [], "full": [(1200, 2e-3)]},
     "val_images": {"ci": 8, "book": 100, "full": 500},
     # the learning curve is measured on the first validation scenes
     "curve_images": {"ci": 8, "book": 40, "full": 100},
@@ -277,13 +279,13 @@ def scene_targets(keypoints: Sequence, visible: Sequence, image_size: int, sigma
     scenes (lists of ``(n_i, K, 2)`` keypoints in image pixels and ``(n_i, K)`` flags).
 
     With ``min_length = 0`` this is :func:`~kpedu.openpose.batch_targets` (the paper's
-    Eq. 8-12). With ``min_length > 0`` (:data:`RECIPE` ``["paf_min_length"]``, in heatmap
+    targets, TPAMI Sec. 3.3-3.4). With ``min_length > 0`` (:data:`RECIPE` ``["paf_min_length"]``, in heatmap
     pixels) a limb shorter than that is extended symmetrically along its direction to
     ``min_length`` before its field is drawn (:func:`~kpedu.openpose.part_affinity_fields`
-    on the extended segment). Eq. 11's rectangle has no caps: a limb much shorter than a
+    on the extended segment). The paper's on-limb rectangle has no caps: a limb much shorter than a
     heatmap pixel (the face of a person 100 px tall at stride 8) may cover no pixel
     centre at all and then has no field, so :func:`~kpedu.openpose.parse` cannot connect
-    it (on ground-truth maps of the book's scenes: COCO AP 0.82 with Eq. 11 as is, 0.90
+    it (on ground-truth maps of the book's scenes: COCO AP 0.82 with the rectangle as is, 0.90
     with ``min_length = 1``). The released training code draws every limb on the
     pixels within ``limb_width`` of the line inside the limb's box widened by
     ``limb_width``, so short limbs get a field there too.
@@ -308,6 +310,11 @@ def scene_targets(keypoints: Sequence, visible: Sequence, image_size: int, sigma
     for kp, vis in zip(keypoints, visible):
         kp = torch.as_tensor(kp, dtype=torch.float32)
         vis = torch.as_tensor(vis)
+        if kp.ndim == 2 and vis.ndim == 1:  # one person (K, 2), as confidence_maps accepts
+            kp, vis = kp[None], vis[None]
+        if kp.ndim != 3 or kp.shape[-1] != 2 or vis.shape != kp.shape[:2]:
+            raise ValueError(f"each image needs keypoints (n, K, 2) and flags (n, K), got {tuple(kp.shape)} "
+                             f"and {tuple(vis.shape)}")
         cms.append(confidence_maps(kp, vis, hm, STRIDE, sigma))
         # one segment per limb: endpoints (n, C, 2), pushed apart where the limb is short
         a, b = kp[:, a_idx].double(), kp[:, b_idx].double()
@@ -433,11 +440,14 @@ def _check_upsample(upsample, recipe_default: bool = False) -> int:
     return int(upsample)
 
 
-def _pad_extrapolate(maps: torch.Tensor, pad: int) -> torch.Tensor:
+def _pad_extrapolate(maps: torch.Tensor, pad: int, log: bool = False) -> torch.Tensor:
     """Pad the last two dimensions by ``pad`` samples on every side with the parabola
-    through the three outermost samples (Newton's backward differences), so that a peak
-    just inside the border stays where it is and a falling map keeps falling. Sizes
-    below 3 repeat the edge sample."""
+    through the three outermost samples (Newton's backward differences), so that a
+    falling map keeps falling. With ``log`` (non-negative maps such as confidence maps)
+    the parabola is fitted to the logarithm, which continues a Gaussian exactly, and the
+    padding is capped by the edge sample: a peak just inside the border then stays where
+    it is (a parabola through the samples themselves overshoots beyond it and pulls the
+    interpolated peak outward by up to half a cell). Sizes below 3 repeat the edge sample."""
     for dim in (-1, -2):
         n = maps.shape[dim]
         if n < 3:
@@ -451,13 +461,20 @@ def _pad_extrapolate(maps: torch.Tensor, pad: int) -> torch.Tensor:
             d1, d2 = f0 - f1, f0 - 2 * f1 + f2
             return f0 + p * d1 + p * (p + 1) / 2 * d2
 
-        left = extend(maps.narrow(dim, 0, 1), maps.narrow(dim, 1, 1), maps.narrow(dim, 2, 1)).flip(dim)
-        right = extend(maps.narrow(dim, n - 1, 1), maps.narrow(dim, n - 2, 1), maps.narrow(dim, n - 3, 1))
+        def side(i0, i1, i2):
+            f0, f1, f2 = (maps.narrow(dim, i, 1) for i in (i0, i1, i2))
+            if not log:
+                return extend(f0, f1, f2)
+            g = [torch.log(f.clamp(min=1e-4)) for f in (f0, f1, f2)]
+            return torch.minimum(torch.exp(extend(*g)), f0.clamp(min=0.0))
+
+        left = side(0, 1, 2).flip(dim)
+        right = side(n - 1, n - 2, n - 3)
         maps = torch.cat([left, maps, right], dim)
     return maps
 
 
-def upsample_maps(maps: torch.Tensor, factor: int, mode: str = "bicubic") -> torch.Tensor:
+def upsample_maps(maps: torch.Tensor, factor: int, mode: str = "bicubic", positive: bool = False) -> torch.Tensor:
     """Upsample ``(B, C, H, W)`` maps by an integer ``factor``.
 
     ``align_corners=False``, so the result follows the pixel-centre convention at stride
@@ -466,7 +483,9 @@ def upsample_maps(maps: torch.Tensor, factor: int, mode: str = "bicubic") -> tor
     three outermost samples (two samples, cropped away afterwards): ``torch``'s
     interpolation repeats the edge sample instead, and the bicubic kernel's negative
     lobes then make a falling map rise again in the last half cell, a spurious peak on
-    the image border for every keypoint near it. ``"bilinear"``
+    the image border for every keypoint near it. ``positive=True`` (confidence maps)
+    continues the logarithm instead, capped by the edge sample, which keeps a peak near
+    the border in place (:func:`_pad_extrapolate`). ``"bilinear"``
     is available for comparison; its maxima can only lie on the stride-``s`` samples, so
     it does not improve peak positions (bicubic does).
     """
@@ -479,7 +498,7 @@ def upsample_maps(maps: torch.Tensor, factor: int, mode: str = "bicubic") -> tor
         return maps
     h, w = maps.shape[-2:]
     pad = 2
-    up = F.interpolate(_pad_extrapolate(maps, pad), scale_factor=factor, mode=mode, align_corners=False)
+    up = F.interpolate(_pad_extrapolate(maps, pad, log=positive), scale_factor=factor, mode=mode, align_corners=False)
     return up[..., pad * factor:pad * factor + h * factor, pad * factor:pad * factor + w * factor]
 
 
@@ -516,7 +535,7 @@ def predict(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsa
                 cms_all.append([c.float().cpu() for c in cms])
             else:
                 pafs_all.append([upsample_maps(pafs[-1].float(), factor, mode).cpu()])
-                cms_all.append([upsample_maps(cms[-1].float(), factor, mode).cpu()])
+                cms_all.append([upsample_maps(cms[-1].float(), factor, mode, positive=True).cpu()])
     finally:
         model.train(was_training)
     pafs_out = [torch.cat([b[t] for b in pafs_all]) for t in range(len(pafs_all[0]))]
@@ -539,7 +558,7 @@ def parse_maps(heatmaps: torch.Tensor, pafs: torch.Tensor, upsample: int = 1, mo
         raise TypeError("heatmaps and pafs must be tensors")
     if heatmaps.ndim == 3:
         heatmaps, pafs = heatmaps[None], pafs[None]
-    hm = upsample_maps(heatmaps.float(), factor, mode)
+    hm = upsample_maps(heatmaps.float(), factor, mode, positive=True)
     pf = upsample_maps(pafs.float(), factor, mode)
     kwargs = {**RECIPE["parse"], **parse_kwargs}
     return parse_batch(hm, pf, _limbs(), stride=float(stride) / factor, **kwargs)
@@ -721,7 +740,7 @@ def timing(model: OpenPoseNet, people_counts: Sequence[int] = (1, 2, 5, 10, 20),
                     else:
                         heat, paf = cms[-1].float().cpu(), pafs[-1].float().cpu()
                     t0 = time.perf_counter()
-                    heat, paf = upsample_maps(heat, factor), upsample_maps(paf, factor)
+                    heat, paf = upsample_maps(heat, factor, positive=True), upsample_maps(paf, factor)
                     t1 = time.perf_counter()
                     people = parse_maps(heat, paf, 1, stride=STRIDE / factor, **parse_kwargs)
                     up_t += t1 - t0
@@ -745,21 +764,25 @@ def _sync(dev: torch.device) -> None:
 
 
 def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = True, curve_points: int = 10,
-               steps: int | None = None, train: SceneTensors | None = None, val: SceneTensors | None = None) -> dict:
+               steps: int | None = None, train: SceneTensors | None = None, val: SceneTensors | None = None,
+               start_cycle: int = 0, stop_cycle: int | None = None, prior: dict | None = None) -> dict:
     """Train ``model`` in place with the chapter's recipe under a profile and evaluate it.
 
     The one procedure behind the committed checkpoint (``full`` profile) and the
-    notebook's live runs: :data:`RECIPE` ``["train_scenes"]`` scenes, one one-cycle
-    schedule of ``RECIPE["steps"]`` steps (or ``steps``) at ``RECIPE["lr"]``, then COCO
-    evaluation on ``RECIPE["val_images"]`` scenes (``train`` / ``val`` replace the
-    generated sets).
+    notebook's live runs: :data:`RECIPE` ``["train_scenes"]`` scenes, one-cycle schedules
+    back to back (the first of ``RECIPE["steps"]`` steps at ``RECIPE["lr"]``, then the
+    profile's warm restarts ``RECIPE["restarts"]``; a single cycle of ``steps`` steps when
+    ``steps`` is given), then COCO evaluation on ``RECIPE["val_images"]`` scenes
+    (``train`` / ``val`` replace the generated sets). Cycles ``start_cycle`` to
+    ``stop_cycle - 1`` run; ``prior`` (the metrics returned after the earlier cycles)
+    resumes a run whose earlier cycles are already in ``model``.
 
     Returns metrics: ``AP``, ``AP50``, ``AP75``, ``APm``, ``APl``, ``AR`` (pycocotools,
     maps upsampled as in :func:`detect`), ``people_per_image``, ``per_stage``
     (:func:`per_stage_evaluate`: ``paf_loss``, ``cm_loss``, ``ap``), ``curve`` (rows
     ``[step, AP, AP50]`` on the first ``RECIPE["curve_images"]`` validation scenes,
-    ``curve_points`` of them), ``loss`` (the last logged training loss), ``steps``,
-    ``val_images`` and ``train_seconds``.
+    ``curve_points`` per cycle), ``loss`` (the last logged training loss), ``steps``
+    (all cycles run so far), ``cycles``, ``val_images`` and ``train_seconds``.
     """
     name = resolve_profile(profile).name
     t0 = time.time()
@@ -768,36 +791,48 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
         train = make_scenes(RECIPE["train_scenes"][name], RECIPE["train_seed"], size, progress=progress)
     if val is None:
         val = make_scenes(RECIPE["val_images"][name], RECIPE["val_seed"], size)
-    n_steps = RECIPE["steps"][name] if steps is None else int(steps)
-    if n_steps <= 0:
-        raise ValueError(f"steps must be positive, got {steps!r}")
+    if steps is None:
+        cycles = [(RECIPE["steps"][name], RECIPE["lr"])] + [tuple(c) for c in RECIPE["restarts"][name]]
+    else:
+        if int(steps) <= 0:
+            raise ValueError(f"steps must be positive, got {steps!r}")
+        cycles = [(int(steps), RECIPE["lr"])]
+    stop = len(cycles) if stop_cycle is None else int(stop_cycle)
+    if not 0 <= start_cycle < stop <= len(cycles):
+        raise ValueError(f"need 0 <= start_cycle < stop_cycle <= {len(cycles)}, got {start_cycle}, {stop_cycle}")
     probe = val.subset(range(min(len(val), RECIPE["curve_images"][name])))
-    curve: list[list[float]] = []
-    every = max(1, n_steps // max(1, int(curve_points))) if curve_points else 0
+    curve: list[list[float]] = list(prior["curve"]) if prior else []
+    offset = sum(c[0] for c in cycles[:start_cycle])
+    hist = None
+    for c in range(start_cycle, stop):
+        cycle_steps, lr = cycles[c]
+        every = max(1, cycle_steps // max(1, int(curve_points))) if curve_points else 0
 
-    def record(step, history, m):
-        if every and (step % every == 0 or step == n_steps):
-            r = evaluate(m, probe)
-            curve.append([int(step), r["AP"], r["AP50"]])
-            if progress:
-                from tqdm.auto import tqdm
+        def record(step, history, m, every=every, cycle_steps=cycle_steps, offset=offset):
+            if every and (step % every == 0 or step == cycle_steps):
+                r = evaluate(m, probe)
+                curve.append([int(offset + step), r["AP"], r["AP50"]])
+                if progress:
+                    from tqdm.auto import tqdm
 
-                tqdm.write(f"step {step}: loss {history.loss[-1]:.2f}, validation AP {r['AP']:.3f}, "
-                           f"AP50 {r['AP50']:.3f}")
-        return False
+                    tqdm.write(f"step {offset + step}: loss {history.loss[-1]:.2f}, validation AP {r['AP']:.3f}, "
+                               f"AP50 {r['AP50']:.3f}")
+            return False
 
-    log_every = max(1, n_steps // 50)
-    hist = train_openpose(model, train, n_steps, RECIPE["batch_size"], RECIPE["lr"], seed=0, device=device,
-                          progress=progress, callback=record, grad_clip=RECIPE["grad_clip"],
-                          log_every=math.gcd(log_every, every) if every else log_every)
+        log_every = max(1, cycle_steps // 50)
+        hist = train_openpose(model, train, cycle_steps, RECIPE["batch_size"], lr, seed=c, device=device, desc="openpose" if len(cycles) == 1 else f"openpose, cycle {c + 1}/{len(cycles)}",
+                              progress=progress, callback=record, grad_clip=RECIPE["grad_clip"],
+                              log_every=math.gcd(log_every, every) if every else log_every)
+        offset += cycle_steps
     r = evaluate(model, val)
     metrics = {k: r[k] for k in ("AP", "AP50", "AP75", "APm", "APl", "AR", "people_per_image")}
     metrics["per_stage"] = per_stage_evaluate(model, val)
     metrics["curve"] = curve
     metrics["loss"] = round(float(hist.loss[-1]), 4)
-    metrics["steps"] = n_steps
+    metrics["steps"] = int(offset)
+    metrics["cycles"] = [[int(a), float(b)] for a, b in cycles[:stop]]
     metrics["val_images"] = len(val)
-    metrics["train_seconds"] = round(time.time() - t0, 1)
+    metrics["train_seconds"] = round(time.time() - t0 + (prior["train_seconds"] if prior else 0.0), 1)
     return metrics
 
 

@@ -8,11 +8,11 @@ OpenPose chapter (``book/ch02-openpose``). The layout is that of the TPAMI versi
   as in the released models, by two 3x3 convolutions 512 -> 256 -> 128 (``conv4_3_CPM``,
   ``conv4_4_CPM``); for ``backbone="small"``, a cheaper conv-BN-ReLU stack with the same
   overall stride 8, for training from scratch on the book's synthetic scenes;
-* ``paf_stages`` PAF stages ``phi^t``: :math:`L^1 = \\phi^1(F)` (Eq. 1) and
-  :math:`L^t = \\phi^t(F, L^{t-1})` (Eq. 2);
+* ``paf_stages`` PAF stages ``phi^t``: :math:`L^1 = \\phi^1(F)` and
+  :math:`L^t = \\phi^t(F, L^{t-1})`;
 * then ``cm_stages`` confidence-map stages ``rho^t``: the first takes ``F`` and the final
-  PAFs, :math:`S = \\rho(F, L^{T_P})` (Eq. 3), each later one also the previous maps,
-  :math:`S^t = \\rho^t(F, L^{T_P}, S^{t-1})` (Eq. 4);
+  PAFs, :math:`S = \\rho(F, L^{T_P})`, each later one also the previous maps,
+  :math:`S^t = \\rho^t(F, L^{T_P}, S^{t-1})`;
 * every stage is the same block (:class:`Stage`): ``stage_blocks`` (5) conv blocks, each
   three 3x3 convolutions in a row whose three outputs are concatenated (the paper's
   replacement for the CVPR model's 7x7 convolutions, :class:`ConvBlock`), then a 1x1
@@ -26,7 +26,7 @@ order does not matter, for the released weights it does).
 
 ``forward(images)`` returns ``(pafs, cms)``: lists with one ``(B, 2C, H/8, W/8)`` PAF
 tensor per PAF stage and one ``(B, K, H/8, W/8)`` map tensor per CM stage, all
-supervised by :func:`openpose_loss` (intermediate supervision at every stage, Eq. 5-7).
+supervised by :func:`openpose_loss` (intermediate supervision at every stage, TPAMI Sec. 3.1).
 PAF channel ``2c`` is the ``x`` and ``2c + 1`` the ``y`` component of limb ``c``
 (:mod:`kpedu.openpose.targets`).
 """
@@ -278,12 +278,12 @@ class OpenPoseNet(nn.Module):
         feats = self.backbone(images)
         pafs: list[torch.Tensor] = []
         x = feats
-        for stage in self.paf_stages:            # Eq. 1-2
+        for stage in self.paf_stages:            # L^t = phi^t(F, L^{t-1})
             pafs.append(stage(x))
             x = torch.cat([feats, pafs[-1]], dim=1)
         last = pafs[-1]
         cms: list[torch.Tensor] = []
-        for stage in self.cm_stages:             # Eq. 3-4
+        for stage in self.cm_stages:             # S^t = rho^t(F, L^{T_P}, S^{t-1})
             x = torch.cat([feats, last] if not cms else [feats, cms[-1], last], dim=1)
             cms.append(stage(x))
         return pafs, cms
@@ -332,12 +332,12 @@ def openpose_loss(
     cm_target: torch.Tensor,
     mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Masked L2 loss with intermediate supervision (OpenPose chapter; TPAMI Eq. 5-7).
+    """Masked L2 loss with intermediate supervision (OpenPose chapter; TPAMI Sec. 3.1).
 
     Every PAF stage ``t`` costs :math:`f_L^t = \\sum_c \\sum_p W(p)\\,\\lVert L^t_c(p) -
-    L^*_c(p) \\rVert^2` (Eq. 5), every CM stage :math:`f_S^t = \\sum_j \\sum_p W(p)\\,
-    (S^t_j(p) - S^*_j(p))^2` (Eq. 6), and the total is their sum over all stages
-    (Eq. 7). ``W(p)`` is the binary loss mask (:func:`~kpedu.openpose.targets.loss_mask`):
+    L^*_c(p) \\rVert^2`, every CM stage :math:`f_S^t = \\sum_j \\sum_p W(p)\\,
+    (S^t_j(p) - S^*_j(p))^2`, and the total is their sum over all stages.
+    ``W(p)`` is the binary loss mask (:func:`~kpedu.openpose.targets.loss_mask`):
     masked pixels contribute nothing, whatever the prediction there.
 
     Normalisation: each stage's sum over channels and pixels is divided by the batch size

@@ -7,10 +7,10 @@ the TPAMI 2021 version (Sec. 3.5). The bottom-up pipeline is
    confidence map ``S_j``;
 2. :func:`limb_scores` -- the association score of every candidate pair of a limb type,
    the line integral of the PAF along the segment joining them
-   (CVPR 2017 Eq. 10, with the linear interpolation ``p(u)`` of Eq. 11);
+   (the line integral ``E`` with ``p(u) = (1 - u) d1 + u d2``);
 3. :func:`match_limb` -- per limb type, a maximum-weight bipartite matching of the
-   candidates (Eqs. 12-14), solved exactly with the Hungarian algorithm;
-4. :func:`skeleton_tree` + :func:`parse` -- the relaxation of Eq. 15: instead of the
+   candidates (the paper's per-limb matching problem), solved exactly with the Hungarian algorithm;
+4. :func:`skeleton_tree` + :func:`parse` -- the paper's relaxation: instead of the
    NP-hard K-partite matching over all limbs at once, only the limbs of a spanning tree
    are matched, each independently, and people are assembled from matched limbs that
    share a part.
@@ -108,9 +108,9 @@ def find_peaks(heatmaps, threshold: float = 0.1, nms_kernel: int = 3, refine: bo
     """Part candidates: the local maxima of every confidence map (CVPR 2017 Sec. 2.4).
 
     The confidence maps ``S_j`` are trained towards the maximum of one Gaussian per person
-    (CVPR 2017 Eqs. 6-7), so every person contributes a local maximum; non-maximum
+    (CVPR 2017 Sec. 2.2), so every person contributes a local maximum; non-maximum
     suppression turns the maps into the discrete candidate sets ``D_j`` that the matching
-    of Eqs. 12-14 works on.
+    of the per-limb matching works on.
 
     A pixel is a peak where its value is above ``threshold`` and equals the maximum of
     its ``nms_kernel x nms_kernel`` neighbourhood (a max-pool compared for equality, for
@@ -196,7 +196,7 @@ def limb_scores(paf_x, paf_y, cand_a, cand_b, num_samples: int = 10, paf_thresho
     .. math:: E = \\int_0^1 L_c(p(u)) \\cdot \\frac{d_{j2} - d_{j1}}{\\lVert d_{j2} - d_{j1} \\rVert_2}\\, du,
               \\qquad p(u) = (1 - u)\\, d_{j1} + u\\, d_{j2}
 
-    (CVPR 2017 Eq. 10 and Eq. 11): the PAF is read along the segment and projected on
+    (CVPR 2017 Sec. 2.3, TPAMI Sec. 3.4): the PAF is read along the segment and projected on
     its direction, so a pair scores high only if the field is there *and* points from
     ``j1`` to ``j2`` all along. A field pointing the other way gives a negative score.
 
@@ -243,10 +243,10 @@ def limb_scores(paf_x, paf_y, cand_a, cand_b, num_samples: int = 10, paf_thresho
     norm = d.norm(dim=-1)                                                   # (A, B)
     unit = torch.where(norm[..., None] > 1e-6, d / norm.clamp(min=1e-6)[..., None], torch.zeros_like(d))
     u = (torch.arange(int(num_samples), device=px.device, dtype=torch.float32) + 0.5) / int(num_samples)
-    pts = a[:, None, None, :] + u[None, None, :, None] * d[:, :, None, :]   # (A, B, S, 2): Eq. 11
+    pts = a[:, None, None, :] + u[None, None, :, None] * d[:, :, None, :]   # (A, B, S, 2): p(u)
     field = _sample(torch.stack([px, py]), pts, interpolation)              # (2, A, B, S)
     dots = field[0] * unit[..., 0:1] + field[1] * unit[..., 1:2]            # (A, B, S)
-    scores = dots.mean(dim=-1)                                              # Eq. 10, midpoint rule
+    scores = dots.mean(dim=-1)                                              # E, midpoint rule
     ratio = (dots > paf_threshold).float().mean(dim=-1)
     if image_height is not None:
         scores = scores + (0.5 * float(image_height) / norm.clamp(min=1e-6) - 1.0).clamp(max=0.0)
@@ -257,11 +257,11 @@ def limb_scores(paf_x, paf_y, cand_a, cand_b, num_samples: int = 10, paf_thresho
 
 
 def match_limb(scores, valid=None) -> list[tuple[int, int, float]]:
-    """Maximum-weight bipartite matching of one limb type (CVPR 2017 Eqs. 12-14).
+    """Maximum-weight bipartite matching of one limb type (CVPR 2017 Sec. 2.4).
 
     Chooses connections ``z_{j1 j2}^{mn}`` maximising the total score
-    ``E_c = sum_mn E_mn z_mn`` (Eq. 12) with every candidate used at most once
-    (Eqs. 13-14), solved exactly by the Hungarian algorithm
+    ``E_c = sum_mn E_mn z_mn`` with every candidate used at most once
+    (the paper's two constraints), solved exactly by the Hungarian algorithm
     (:func:`scipy.optimize.linear_sum_assignment`). Only pairs that are ``valid`` and
     score strictly above 0 can be chosen: the others get weight 0, which never raises
     the total of a matching, and are dropped from the returned assignment. (The
@@ -303,7 +303,7 @@ def skeleton_tree(limbs: LimbsLike = COCO17.limbs, num_keypoints: int | None = N
     Matching all limb types jointly is a K-dimensional matching problem, NP-hard
     (CVPR 2017 Sec. 2.4). The paper relaxes it: keep only a spanning tree of the
     skeleton instead of the complete graph over the parts, and match each tree edge on
-    its own (Eq. 15), exact per edge and losing only the coupling through shared parts.
+    its own, exact per edge and losing only the coupling through shared parts.
     COCO-17's limbs contain cycles (the face, the shoulder-hip quadrilateral); the limbs
     outside the tree are returned as redundant connections, which :func:`parse` can use
     with ``use_redundant=True`` to join fragments.
@@ -473,11 +473,11 @@ def parse(heatmaps, pafs, limbs: LimbsLike = COCO17.limbs, stride: float | Seque
     1. Part candidates per keypoint type with :func:`find_peaks`.
     2. For each limb of the spanning tree (:func:`skeleton_tree`, in search order), every
        candidate pair is scored with the PAF line integral (:func:`limb_scores`,
-       Eqs. 10-11). A pair is admissible, as in the released code, when more than
+       the line integral E). A pair is admissible, as in the released code, when more than
        ``min_ratio`` of its samples exceed ``paf_threshold`` and its score (with the
        distance prior, if ``distance_prior``) is positive.
-    3. Each limb is matched on its own with :func:`match_limb` (Eqs. 12-14; the
-       decomposition of Eq. 15).
+    3. Each limb is matched on its own with :func:`match_limb` (CVPR 2017 Sec. 2.4; the
+       decomposition).
     4. Matched limbs are assembled into people: a limb whose part already belongs to a
        person extends that person, otherwise it starts a new one; two partial people
        joined by a limb merge when they share no keypoint type. Because the tree limbs

@@ -2,7 +2,8 @@
 
 OpenPose chapter (``book/ch02-openpose``), after Cao et al., "Realtime Multi-Person 2D
 Pose Estimation using Part Affinity Fields" (CVPR 2017) and its journal version
-"OpenPose" (TPAMI 2021). Equation numbers below are those of the TPAMI version.
+"OpenPose" (TPAMI 2021). Sections cited below are those of the TPAMI version
+(3.1 architecture and loss, 3.3 confidence maps, 3.4 part affinity fields).
 
 Conventions (``book/notation.md``): keypoints are ``(N, K, 2)`` arrays of ``(x, y)`` in
 *image* pixels with pixel centres at integers, visibility flags ``(N, K)`` follow COCO
@@ -13,12 +14,12 @@ coordinates are mapped with the notation's rule ``x_h = (x + 0.5) / s - 0.5``
 centres ``p = (j, i)``, so the value for pixel ``p`` is ``map[..., i, j]``.
 
 - :func:`confidence_maps`: one Gaussian per person and part, merged across people with
-  a maximum (Eq. 8-9), ``(K, H, W)``.
+  a maximum (Sec. 3.3), ``(K, H, W)``.
 - :func:`part_affinity_fields`: unit vectors along every limb, averaged where limbs of
-  several people overlap (Eq. 10-12), ``(2C, H, W)``; channel ``2c`` holds the ``x``
+  several people overlap (Sec. 3.4), ``(2C, H, W)``; channel ``2c`` holds the ``x``
   component and channel ``2c + 1`` the ``y`` component of limb ``c``.
 - :func:`loss_mask`, :func:`unlabelled_mask`, :func:`scene_loss_mask`: the binary
-  weight ``W(p)`` of the loss (Eq. 5-6), 0 where people are present but not annotated.
+  weight ``W(p)`` of the loss (Sec. 3.1), 0 where people are present but not annotated.
 - :func:`batch_targets`: all three for a batch of scenes with a varying number of
   people (the per-person lists of :func:`kpedu.data.collate_people`).
 """
@@ -138,14 +139,14 @@ def confidence_maps(
     stride: float | Sequence[float] = 8,
     sigma: float = 1.0,
 ) -> torch.Tensor:
-    """Ground-truth confidence maps ``S*`` (OpenPose chapter; TPAMI Eq. 8-9).
+    """Ground-truth confidence maps ``S*`` (OpenPose chapter; TPAMI Sec. 3.3).
 
     Person ``k``'s map for part ``j`` is the unnormalised Gaussian
 
     .. math:: S^*_{j,k}(p) = \\exp\\left(-\\frac{\\lVert p - x_{j,k} \\rVert^2}{\\sigma^2}\\right)
 
-    (Eq. 8), peak value 1, evaluated at the heatmap pixel centres ``p``; people are merged
-    with a maximum, :math:`S^*_j(p) = \\max_k S^*_{j,k}(p)` (Eq. 9), so that two nearby
+    peak value 1, evaluated at the heatmap pixel centres ``p``; people are merged
+    with a maximum, :math:`S^*_j(p) = \\max_k S^*_{j,k}(p)`, so that two nearby
     people keep two distinct peaks (an average would blur them into one).
 
     **Note the paper's** :math:`\\sigma^2` **without the factor 2** of the book's Gaussian
@@ -194,21 +195,21 @@ def part_affinity_fields(
     stride: float | Sequence[float] = 8,
     limb_width: float = 1.0,
 ) -> torch.Tensor:
-    """Ground-truth part affinity fields ``L*`` (OpenPose chapter; TPAMI Eq. 10-12).
+    """Ground-truth part affinity fields ``L*`` (OpenPose chapter; TPAMI Sec. 3.4).
 
     For limb ``c`` from part ``j1`` to part ``j2`` of person ``k`` with both endpoints
     labelled (``v > 0``), let :math:`l = \\lVert x_{j2,k} - x_{j1,k} \\rVert` be its length
     and :math:`v = (x_{j2,k} - x_{j1,k}) / l` its unit direction (heatmap coordinates).
     The person's field is :math:`L^*_{c,k}(p) = v` on the pixels ``p`` of the limb and 0
-    elsewhere (Eq. 10), where a pixel is on the limb when
+    elsewhere, where a pixel is on the limb when
 
     .. math:: 0 \\le v \\cdot (p - x_{j1,k}) \\le l \\quad\\text{and}\\quad
               |v_\\perp \\cdot (p - x_{j1,k})| \\le \\sigma_l
 
-    (Eq. 11): a rectangle of length ``l`` and half-width :math:`\\sigma_l` = ``limb_width``,
+    describes a rectangle of length ``l`` and half-width :math:`\\sigma_l` = ``limb_width``,
     boundaries included, with no rounded caps. Where limb ``c`` of several people covers
     a pixel, the field is their average, :math:`L^*_c(p) = \\frac{1}{n_c(p)} \\sum_k
-    L^*_{c,k}(p)` with :math:`n_c(p)` the number of non-zero vectors at ``p`` (Eq. 12), so
+    L^*_{c,k}(p)` with :math:`n_c(p)` the number of non-zero vectors at ``p``, so
     where two limbs cross the field is exactly the mean of their unit vectors (shorter
     than 1 unless they are parallel). Zero-length limbs (coincident endpoints) have no
     direction and are skipped.
@@ -276,7 +277,7 @@ def part_affinity_fields(
 
 
 def loss_mask(unlabelled, heatmap_size: int | Sequence[int], stride: int | Sequence[int] = 8) -> torch.Tensor:
-    """The binary loss weight ``W(p)`` on the heatmap grid (OpenPose chapter; TPAMI Eq. 5-6).
+    """The binary loss weight ``W(p)`` on the heatmap grid (OpenPose chapter; TPAMI Sec. 3.1).
 
     ``W(p) = 0`` where an annotation is missing (people that are not labelled, crowd
     regions), so that the network is not penalised for true detections there.

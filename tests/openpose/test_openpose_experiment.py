@@ -329,7 +329,7 @@ def test_predict_shapes_dtypes_batching_and_modes(scenes):
     assert torch.allclose(heat, heat_b, atol=1e-5) and torch.allclose(pafs, pafs_b, atol=1e-5)
     heat_u, pafs_u = predict(m, images, upsample=2)
     assert heat_u.shape == (5, K, 16, 16) and pafs_u.shape == (5, 2 * C, 16, 16)
-    assert torch.allclose(heat_u, upsample_maps(heat, 2), atol=1e-5)
+    assert torch.allclose(heat_u, upsample_maps(heat, 2, positive=True), atol=1e-5)
     p_all, c_all = predict(m, images, all_stages=True)
     assert len(p_all) == 2 and len(c_all) == 1 and torch.equal(c_all[-1], heat) and torch.equal(p_all[-1], pafs)
     with pytest.raises(ValueError, match="images"):
@@ -360,6 +360,17 @@ def test_upsample_maps_convention_and_border():
     theirs = find_peaks(F.interpolate(cm, scale_factor=8, mode="bicubic", align_corners=False)[0])[0]
     assert len(ours) == 1 and len(theirs) == 2 and theirs[:, 0].max() == 127
     assert (heatmap_to_image(ours[0, :2], 1) - kp[0, 0]).norm() < 1.0  # stride 1 after upsampling by 8
+    # a peak half a cell inside the border: the parabola through the samples overshoots
+    # beyond the edge and drags the peak onto the border; the log-domain continuation
+    # (positive=True, confidence maps) keeps it in place
+    kp = torch.tensor([[[249.9, 124.4]]])
+    cm = confidence_maps(kp, None, 32, 8, 1.5)[None]
+    plain_peak = find_peaks(upsample_maps(cm, 8)[0])[0]
+    log_peak = find_peaks(upsample_maps(cm, 8, positive=True)[0])[0]
+    assert len(log_peak) == 1 and abs(float(log_peak[0, 0]) - 249.9) < 0.5, log_peak
+    assert float(plain_peak[:, 0].max()) > 254.0
+    pad = _pad_extrapolate(cm, 2, log=True)
+    assert (pad >= 0).all() and torch.allclose(pad[..., 2:-2, 2:-2], cm)
     with pytest.raises(ValueError, match="mode"):
         upsample_maps(x, 2, mode="nearest")
     with pytest.raises(ValueError, match="upsample"):
@@ -489,3 +500,46 @@ def test_run_recipe_on_tiny_data(scenes):
 def test_hub_knows_the_openpose_recipe():
     recipes = hub.discover_recipes()
     assert recipes["openpose-book"].module == "kpedu.openpose.experiment"
+
+
+def test_run_recipe_cycles_resume_exactly(scenes, monkeypatch):
+    """Warm-restart cycles: running cycle 1, saving, then resuming cycle 2 gives the same
+    weights and curve as one uninterrupted run."""
+    import copy
+
+    from kpedu.openpose import experiment as E
+
+    monkeypatch.setitem(E.RECIPE, "steps", {**E.RECIPE["steps"], "ci": 2})
+    monkeypatch.setitem(E.RECIPE, "restarts", {**E.RECIPE["restarts"], "ci": [(2, 1e-3)]})
+    kw = dict(progress=False, curve_points=1, train=scenes, val=scenes.subset([0, 1]))
+    torch.manual_seed(0)
+    whole = tiny_model()
+    start = copy.deepcopy(whole.state_dict())
+    r_whole = run_recipe(whole, "ci", "cpu", **kw)
+    assert r_whole["steps"] == 4 and r_whole["cycles"] == [[2, 0.002], [2, 0.001]]
+    assert [row[0] for row in r_whole["curve"]] == [2, 4]
+
+    part = tiny_model()
+    part.load_state_dict(start)
+    r1 = run_recipe(part, "ci", "cpu", stop_cycle=1, **kw)
+    assert r1["steps"] == 2 and r1["cycles"] == [[2, 0.002]]
+    saved = copy.deepcopy(part.state_dict())
+    resumed = tiny_model()
+    resumed.load_state_dict(saved)
+    r2 = run_recipe(resumed, "ci", "cpu", start_cycle=1, prior=r1, **kw)
+    assert r2["steps"] == 4 and [row[0] for row in r2["curve"]] == [2, 4]
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    with pytest.raises(ValueError, match="start_cycle"):
+        run_recipe(tiny_model(), "ci", "cpu", start_cycle=2, **kw)
+
+
+def test_scene_targets_accepts_one_person_per_image_and_rejects_bad_shapes():
+    from kpedu.openpose import experiment as E
+
+    sc = E.make_scenes(1, seed=1)
+    one = E.scene_targets([sc.keypoints[0][0]], [sc.visible[0][0]], 256)
+    batched = E.scene_targets([sc.keypoints[0][:1]], [sc.visible[0][:1]], 256)
+    assert all(torch.equal(a, b) for a, b in zip(one, batched))
+    with pytest.raises(ValueError, match="keypoints"):
+        E.scene_targets([sc.keypoints[0][0, :, 0]], [sc.visible[0][0]], 256)
