@@ -79,15 +79,19 @@ def _as_args(inputs: Any) -> tuple[torch.Tensor, ...]:
 
 
 def _tensors(outputs: Any) -> list[torch.Tensor]:
-    """The output tensors of a model returning a tensor, a list/tuple or a dict of them."""
+    """The output tensors of a model returning a tensor, or lists/tuples/dicts of them,
+    nested (OpenPose returns ``(pafs, cms)``, two lists of per-stage maps)."""
     if isinstance(outputs, torch.Tensor):
         return [outputs]
     if isinstance(outputs, Mapping):
         outputs = list(outputs.values())
-    if isinstance(outputs, (tuple, list)) and outputs and all(isinstance(t, torch.Tensor) for t in outputs):
-        return list(outputs)
+    if isinstance(outputs, (tuple, list)) and outputs:
+        try:
+            return [t for item in outputs for t in _tensors(item)]
+        except ValueError:
+            pass
     raise ValueError(
-        f"the model must return a tensor or a list/tuple/dict of tensors, got {type(outputs).__name__}"
+        f"the model must return a tensor or (nested) lists/tuples/dicts of tensors, got {type(outputs).__name__}"
     )
 
 

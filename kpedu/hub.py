@@ -274,13 +274,18 @@ class Recipe:
     fn: Callable[[runtime.Profile, torch.device], tuple[torch.nn.Module, dict[str, Any]]]
     description: str
     module: str
+    storage_dtype: torch.dtype | None = None
 
 
 _RECIPES: dict[str, Recipe] = {}
 
 
-def recipe(name: str, *, description: str = "") -> Callable[[Callable], Callable]:
+def recipe(name: str, *, description: str = "", storage_dtype: torch.dtype | None = None
+           ) -> Callable[[Callable], Callable]:
     """Decorator declaring how checkpoint ``name`` is trained.
+
+    ``storage_dtype`` (e.g. ``torch.float16``) is the dtype the weights are stored in
+    (:func:`kpedu.train.save_checkpoint`), to keep a large model's file small.
 
     The decorated ``fn(profile, device)`` trains under ``profile`` (a
     :class:`kpedu.runtime.Profile`) on ``device`` and returns ``(model, metrics)``.
@@ -299,7 +304,8 @@ def recipe(name: str, *, description: str = "") -> Callable[[Callable], Callable
             raise ValueError(
                 f"recipe {name!r} is already defined by {old.module}.{old.fn.__qualname__}"
             )
-        _RECIPES[name] = Recipe(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0], fn.__module__)
+        _RECIPES[name] = Recipe(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0], fn.__module__,
+                                storage_dtype)
         return fn
 
     return decorate
@@ -408,7 +414,9 @@ def train(
                 "seconds": round(seconds, 1),
                 "torch_version": str(torch.__version__),
             }
-            save_checkpoint(path, model, meta)
+            if rec.storage_dtype is not None:
+                meta["storage_dtype"] = str(rec.storage_dtype)
+            save_checkpoint(path, model, meta, dtype=rec.storage_dtype)
             ent = register(
                 name,
                 path.name,

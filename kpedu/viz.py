@@ -94,16 +94,16 @@ def draw_skeleton(ax, keypoints, visible=None, skeleton=None, color=None, linewi
             occluded = vis[n, a] == 1 or vis[n, b] == 1
             if occluded and not show_occluded:
                 continue
-            c = color or (limb_colors[li] if limb_colors is not None else "tab:blue")
+            c = color if color is not None else (limb_colors[li] if limb_colors is not None else "tab:blue")
             ax.plot(kp[n, [a, b], 0], kp[n, [a, b], 1], color=c, lw=linewidth,
                     ls="--" if occluded else "-", alpha=0.9, solid_capstyle="round")
         on = vis[n] == 2 if show_occluded else vis[n] > 0
-        ax.plot(kp[n, on, 0], kp[n, on, 1], "o", ms=markersize, color=color or "white",
+        ax.plot(kp[n, on, 0], kp[n, on, 1], "o", ms=markersize, color="white" if color is None else color,
                 mec="black", mew=0.6, ls="none", label=label if n == 0 else None)
         if show_occluded:
             occ = vis[n] == 1
             ax.plot(kp[n, occ, 0], kp[n, occ, 1], "o", ms=markersize, mfc="none",
-                    mec=color or "white", mew=1.2, ls="none")
+                    mec="white" if color is None else color, mew=1.2, ls="none")
     return ax
 
 

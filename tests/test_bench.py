@@ -129,3 +129,34 @@ def test_amp_throughput_on_cuda():
         assert r["images_per_s"] > 0 and r["device"].startswith("cuda")
     r = benchmark(m, (3, 32, 32), batch_size=4, steps=2, device="cuda", amp=True)
     assert r["amp"] and r["matmul_gflops"] > 0 and r["fraction_of_peak"] > 0
+
+
+def test_nested_outputs_are_supported():
+    import torch
+    from kpedu import bench
+
+    class Nested(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return [y, y * 2], [y.mean(1, keepdim=True)]      # like OpenPoseNet: (pafs, cms)
+
+    r = bench.throughput(Nested(), (3, 16, 16), "train", batch_size=2, steps=1)
+    assert r["images_per_s"] > 0
+    assert bench.count_flops(Nested(), torch.rand(1, 3, 16, 16)) > 0
+
+    class Bad(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return ("text", self.lin(x))
+
+    import pytest
+
+    with pytest.raises(ValueError, match="tensor"):
+        bench.throughput(Bad(), (3, 4, 4), "train", batch_size=1, steps=1)

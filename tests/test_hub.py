@@ -32,6 +32,11 @@ RECIPE_SOURCE = textwrap.dedent(
         hist = fit(model, batches, lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]),
                    steps=steps, lr=0.1, device=device, progress=False)
         return model, {"mse": hist.loss[-1], "steps": steps, "profile": profile.name}
+
+
+    @hub.recipe("dummy-half", description="the same, stored in float16", storage_dtype=torch.float16)
+    def dummy_half(profile, device):
+        return dummy(profile, device)
     '''
 )
 
@@ -161,3 +166,10 @@ def test_python_m_kpedu_hub_subprocess(tmp_hub):
     (ckpt / "dummy.pt").write_bytes(b"corrupted")
     res = run("verify")
     assert res.returncode == 1 and "mismatch" in res.stdout
+
+
+def test_recipe_storage_dtype(tmp_hub):
+    ent = hub.train("dummy-half", profile="ci", verbose=False)
+    state, meta = load_checkpoint(hub.checkpoint_path("dummy-half"))
+    assert state["weight"].dtype == torch.float16 and meta["storage_dtype"] == "torch.float16"
+    assert hub.verify("dummy-half") and ent["metrics"]["steps"] == 20

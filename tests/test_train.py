@@ -355,3 +355,21 @@ def test_one_cycle_survives_ten_steps():
         assert max(lrs) <= 1.0 + 1e-9
     with pytest.raises(ValueError):
         one_cycle(opt, 1.0, 0)
+
+
+def test_save_in_half_precision(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.BatchNorm1d(64))
+    model[1].running_mean.fill_(0.25)
+    full = save_checkpoint(tmp_path / "full.pt", model)
+    half = save_checkpoint(tmp_path / "half.pt", model, dtype=torch.float16)
+    assert half.stat().st_size < full.stat().st_size
+    state, _ = load_checkpoint(half)
+    assert state["0.weight"].dtype == torch.float16
+    assert state["1.num_batches_tracked"].dtype == torch.int64      # integers untouched
+    other = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.BatchNorm1d(64))
+    load_checkpoint(half, other)
+    assert other[0].weight.dtype == torch.float32                   # loaded into the model's dtype
+    assert torch.allclose(other[0].weight, model[0].weight, atol=1e-3)
+    with pytest.raises(TypeError, match="dtype"):
+        save_checkpoint(tmp_path / "bad.pt", model, dtype=torch.int8)

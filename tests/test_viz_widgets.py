@@ -117,3 +117,15 @@ def test_to_hwc_scales_uint8():
     assert np.allclose(viz.to_hwc(t), 128 / 255)
     assert np.allclose(viz.to_hwc(t.numpy().transpose(1, 2, 0)), 128 / 255)
     assert viz.to_hwc(torch.ones(3, 4, 4) * 2).max() == 1.0
+
+
+def test_draw_skeleton_accepts_array_colours():
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from kpedu import viz
+
+    fig, ax = plt.subplots()
+    kp = np.random.default_rng(0).uniform(0, 50, (17, 2))
+    viz.draw_skeleton(ax, kp, np.full(17, 2), color=plt.cm.tab10(np.arange(10))[3])   # an RGBA array
+    assert len(ax.lines) > 0
+    plt.close(fig)
