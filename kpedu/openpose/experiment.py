@@ -117,7 +117,7 @@ RECIPE = {
     "train_scenes": {"ci": 24, "book": 400, "full": 3000},
     "steps": {"ci": 3, "book": 80, "full": 1000},
     # warm restarts after the first cycle: (steps, peak learning rate) per extra cycle
-    "restarts": {"ci": [], "book": [], "full": [(800, 2e-3)]},
+    "restarts": {"ci": [], "book": [], "full": [(800, 2e-3), (500, 2e-3)]},
     "val_images": {"ci": 8, "book": 100, "full": 500},
     # the learning curve is measured on the first validation scenes
     "curve_images": {"ci": 8, "book": 40, "full": 100},
