@@ -73,7 +73,8 @@ __all__ = [
 #: Override for the checkpoint folder (None: ``KPEDU_CHECKPOINT_DIR`` or the package folder).
 CHECKPOINT_DIR: Path | str | None = None
 #: Modules imported (lazily) to discover ``@recipe`` functions.
-RECIPE_MODULES: list[str] = ["kpedu.foundations", "kpedu.hourglass.experiment", "kpedu.openpose.experiment"]
+RECIPE_MODULES: list[str] = ["kpedu.foundations", "kpedu.hourglass.experiment", "kpedu.openpose.experiment",
+                              "kpedu.fse.experiment"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent / "checkpoints"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

@@ -309,6 +309,8 @@ def fit(
     desc: str = "training",
     progress: bool = True,
     callback: Callback | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    save_every: int = 100,
 ) -> History:
     """Train ``model`` in place for ``steps`` optimisation steps and return a :class:`History`.
 
@@ -349,6 +351,14 @@ def fit(
     callback
         ``callback(step, history, model)`` at every log point; returning ``True`` stops
         training (under DDP, any rank stopping stops all of them).
+    state_path, save_every
+        Make a long run resumable: every ``save_every`` steps the model, optimiser,
+        scheduler, gradient scaler, RNG states, history and step are written to
+        ``state_path`` (atomically). If the file exists when ``fit`` starts, training
+        resumes from it: the state is restored and the batch source is fast-forwarded
+        by the steps already taken (without running the model), so a deterministic
+        batch source continues exactly where it stopped. The file is removed when the
+        run completes. Not supported under DDP.
 
     Raises
     ------
@@ -376,6 +386,12 @@ def fit(
         raise TypeError("callback must be callable as callback(step, history, model)")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if state_path is not None:
+        if not isinstance(save_every, int) or isinstance(save_every, bool) or save_every < 1:
+            raise ValueError(f"save_every must be a positive int, got {save_every!r}")
+        if kdist.is_distributed():
+            raise ValueError("state_path (resumable training) is not supported under DDP")
+        state_path = Path(state_path)
     source = _Batches(batches)
 
     # ---- device, model, wrappers
@@ -471,10 +487,54 @@ def fit(
             stop = bool(kdist.all_reduce_max(torch.tensor([float(stop)])).item() > 0)
         return stop
 
+    first = 1
+    if state_path is not None and state_path.exists():
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        if int(saved["steps"]) != steps:
+            raise ValueError(f"{state_path} is a run of {saved['steps']} steps, not {steps}: remove it to start over")
+        base.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler") is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and saved.get("scaler") is not None:
+            scaler.load_state_dict(saved["scaler"])
+        for k, v in saved["history"].items():
+            if k in ("steps", "loss", "lr"):
+                getattr(history, k).extend(v)
+            elif k == "logs":
+                history.logs.update({key: list(vals) for key, vals in v.items()})
+        samples = int(saved.get("samples", 0))
+        done = int(saved["step"])
+        for s_ in range(1, done + 1):  # fast-forward a deterministic batch source
+            source.next(s_)
+        torch.set_rng_state(saved["torch_rng"])
+        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], dev)
+        first = done + 1
+        bar.update(done)
+        bar.write(f"{desc}: resumed from {state_path} at step {done} of {steps}")
+
+    def save_state(step_done: int) -> None:
+        flush()
+        state = {
+            "step": step_done, "steps": steps, "samples": samples,
+            "model": base.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "history": {"steps": list(history.steps), "loss": list(history.loss), "lr": list(history.lr),
+                        "logs": {k: list(v) for k, v in history.logs.items()}},
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+        }
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state_path.with_name(state_path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, state_path)
+
     start = time.perf_counter()
-    step = 0
+    step = first - 1
     try:
-        for step in range(1, steps + 1):
+        for step in range(first, steps + 1):
             batch = source.next(step)
             n = _batch_size(batch)
             if n is not None:
@@ -526,6 +586,8 @@ def fit(
                 if log_point(step):
                     history.stopped_early = step < steps
                     break
+            if state_path is not None and step % save_every == 0 and step < steps:
+                save_state(step)
     finally:
         bar.close()
         for m, mode in modes.items():
@@ -533,6 +595,8 @@ def fit(
 
     history.total_steps = step
     history.seconds = time.perf_counter() - start
+    if state_path is not None and state_path.exists():
+        state_path.unlink()
     if samples and history.seconds > 0:
         history.samples_per_second = samples * world / history.seconds
     return history

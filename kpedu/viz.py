@@ -20,6 +20,8 @@ __all__ = [
     "prediction_grid",
     "paf_to_rgb",
     "draw_paf",
+    "landmark_colors",
+    "draw_landmarks",
     "PRED_COLOR",
     "GT_COLOR",
 ]
@@ -225,3 +227,33 @@ def draw_paf(ax, paf_x, paf_y, stride: float = 1.0, step: int = 1, min_norm: flo
     # angles="xy", scale_units="xy": arrows in data units, y pointing down with the image
     return ax.quiver(x, y, u[keep] * length, v[keep] * length, angles="xy", scale_units="xy", scale=1.0,
                      color=color, width=quiver_kwargs.pop("width", 0.004), **quiver_kwargs)
+
+
+def landmark_colors(k: int, cmap: str = "tab10") -> np.ndarray:
+    """``k`` distinct RGBA colours, one per landmark index (``tab10`` up to 10, then
+    ``hsv``), so the same index has the same colour in every figure of a chapter."""
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    import matplotlib
+
+    if k <= 10 and cmap == "tab10":
+        return np.array([matplotlib.colormaps["tab10"](i) for i in range(k)])
+    return np.array([matplotlib.colormaps["hsv"](i / k) for i in range(k)])
+
+
+def draw_landmarks(ax, landmarks, colors=None, size: float = 30.0, marker: str = "o", labels: bool = False,
+                   edgecolor="black", label: str | None = None, **scatter_kwargs):
+    """Draw ``(K, 2)`` landmarks, landmark ``r`` in ``colors[r]`` (default
+    :func:`landmark_colors`); ``labels=True`` writes each index next to its point
+    (factorized-spatial-embeddings chapter: unsupervised landmarks have indices, not names)."""
+    pts = _np(landmarks).astype(float)
+    if pts.ndim != 2 or pts.shape[-1] != 2:
+        raise ValueError(f"landmarks must be (K, 2), got {pts.shape}")
+    cols = landmark_colors(len(pts)) if colors is None else colors
+    ax.scatter(pts[:, 0], pts[:, 1], s=size, c=cols, marker=marker, edgecolors=edgecolor, linewidths=0.6,
+               label=label, zorder=3, **scatter_kwargs)
+    if labels:
+        for r, (x, y) in enumerate(pts):
+            ax.annotate(str(r), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7, color="white",
+                        bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0})
+    return ax

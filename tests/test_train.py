@@ -373,3 +373,75 @@ def test_save_in_half_precision(tmp_path):
     assert torch.allclose(other[0].weight, model[0].weight, atol=1e-3)
     with pytest.raises(TypeError, match="dtype"):
         save_checkpoint(tmp_path / "bad.pt", model, dtype=torch.int8)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _resume_setup(seed=0):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(5, 4, generator=g), torch.randn(5, 1, generator=g)) for _ in range(7)]
+    return model, data
+
+
+def _loss(m, b):
+    return ((m(b[0]) - b[1]) ** 2).mean()
+
+
+def test_fit_resumes_exactly_from_its_state_file(tmp_path):
+    import torch
+
+    from kpedu.train import fit, one_cycle
+
+    model, data = _resume_setup()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    fit(model, data, _loss, steps=20, optimizer=opt, scheduler=one_cycle(opt, 1e-2, 20), device="cpu",
+        progress=False, log_every=2)
+    reference = [p.detach().clone() for p in model.parameters()]
+
+    state = tmp_path / "run.state.pt"
+    model, data = _resume_setup()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def stop_at_13(step, history, m):
+        if step == 14:
+            raise _Interrupt()
+
+    try:
+        fit(model, data, _loss, steps=20, optimizer=opt, scheduler=one_cycle(opt, 1e-2, 20), device="cpu",
+            progress=False, log_every=2, callback=stop_at_13, state_path=state, save_every=5)
+    except _Interrupt:
+        pass
+    assert state.exists()
+    saved = torch.load(state, weights_only=True)
+    assert saved["step"] == 10 and saved["steps"] == 20
+
+    model, data = _resume_setup(seed=123)  # different init: everything must come from the state file
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    h = fit(model, data, _loss, steps=20, optimizer=opt, scheduler=one_cycle(opt, 1e-2, 20), device="cpu",
+            progress=False, log_every=2, state_path=state, save_every=5)
+    assert not state.exists(), "a completed run removes its state file"
+    assert h.steps[:5] == [2, 4, 6, 8, 10] and h.steps[-1] == 20
+    for a, b in zip(model.parameters(), reference):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_fit_state_errors(tmp_path):
+    import pytest
+    import torch
+
+    from kpedu.train import fit
+
+    model, data = _resume_setup()
+    with pytest.raises(ValueError, match="save_every"):
+        fit(model, data, _loss, steps=2, device="cpu", progress=False, state_path=tmp_path / "s.pt", save_every=0)
+    state = tmp_path / "s.pt"
+    torch.save({"steps": 5, "step": 2}, state)
+    with pytest.raises(ValueError, match="not 3"):
+        fit(model, data, _loss, steps=3, device="cpu", progress=False, state_path=state)

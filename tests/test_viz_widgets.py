@@ -129,3 +129,29 @@ def test_draw_skeleton_accepts_array_colours():
     viz.draw_skeleton(ax, kp, np.full(17, 2), color=plt.cm.tab10(np.arange(10))[3])   # an RGBA array
     assert len(ax.lines) > 0
     plt.close(fig)
+
+
+def test_landmark_colors_and_draw_landmarks():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pytest
+
+    from kpedu import viz
+
+    c10 = viz.landmark_colors(10)
+    assert c10.shape == (10, 4) and len({tuple(c) for c in c10}) == 10
+    c30 = viz.landmark_colors(30)
+    assert c30.shape == (30, 4) and len({tuple(np.round(c, 6)) for c in c30}) == 30
+    with pytest.raises(ValueError):
+        viz.landmark_colors(0)
+    fig, ax = plt.subplots()
+    viz.draw_landmarks(ax, np.array([[1.0, 2.0], [3.0, 4.0]]), labels=True)
+    offsets = ax.collections[0].get_offsets()
+    assert np.allclose(offsets, [[1, 2], [3, 4]])
+    assert [t.get_text() for t in ax.texts] == ["0", "1"]
+    with pytest.raises(ValueError, match="K, 2"):
+        viz.draw_landmarks(ax, np.zeros((2, 3)))
+    plt.close(fig)

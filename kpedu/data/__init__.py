@@ -1,4 +1,4 @@
-"""Data for the book: skeleton metainfo, synthetic people, backgrounds, COCO keypoint JSON.
+"""Data for the book: skeleton metainfo, synthetic people and faces, backgrounds, COCO keypoint JSON.
 
 Foundations chapter. Everything is generated on the fly or bundled with the package; no
 network access is needed at run time.
@@ -6,6 +6,9 @@ network access is needed at run time.
 - :mod:`kpedu.data.skeleton`     :class:`Skeleton`, :func:`load_skeleton`, :data:`COCO17`
 - :mod:`kpedu.data.people`       :func:`make_person`, :func:`make_scene`, :class:`SyntheticPeople`
 - :mod:`kpedu.data.backgrounds`  :func:`make_background` (noise, textures, bundled photos)
+- :mod:`kpedu.data.faces`        :func:`make_face`, :class:`SyntheticFaces`, :func:`make_faces`,
+  :class:`FaceSet`, :data:`FACE_LANDMARKS` (procedural faces with exact landmarks, the
+  factorized spatial embeddings chapter, book/ch03-fse)
 - :mod:`kpedu.data.coco`         :func:`to_coco`, :func:`write_coco`, :func:`read_coco`,
   :func:`results_to_coco`
 """
@@ -18,6 +21,15 @@ from .coco import (
     results_to_coco,
     to_coco,
     write_coco,
+)
+from .faces import (
+    FACE_LANDMARKS,
+    MAFL_INDICES,
+    FaceSample,
+    FaceSet,
+    SyntheticFaces,
+    make_face,
+    make_faces,
 )
 from .people import (
     KEYPOINT_PARTS,
@@ -52,6 +64,13 @@ __all__ = [
     "load_photo",
     "PHOTO_NAMES",
     "BACKGROUND_KINDS",
+    "FACE_LANDMARKS",
+    "MAFL_INDICES",
+    "FaceSample",
+    "make_face",
+    "SyntheticFaces",
+    "FaceSet",
+    "make_faces",
     "to_coco",
     "write_coco",
     "read_coco",

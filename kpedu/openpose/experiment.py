@@ -54,9 +54,11 @@ above.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -395,12 +397,14 @@ def openpose_batch_loss(model: OpenPoseNet, batch: dict):
 def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_size: int = 16, lr: float = 2e-3,
                    seed: int = 0, device=None, augment: bool = True, progress: bool = True,
                    callback: Callable | None = None, desc: str = "openpose", log_every: int | None = None,
-                   grad_clip: float | None = None):
+                   grad_clip: float | None = None, state_path=None, save_every: int = 100):
     """Train ``model`` in place: Adam with a one-cycle schedule (peak ``lr``), batches of
     :func:`scene_batches`, the masked L2 loss at every stage. Uses
     :func:`kpedu.train.fit` and returns its :class:`~kpedu.train.History`, with the
     per-stage losses in ``history.logs`` (``paf1`` ... ``cm1`` ..., ``paf``, ``cm``); a log
-    point, and a ``callback`` call, every ``log_every`` steps (default ``steps // 50``)."""
+    point, and a ``callback`` call, every ``log_every`` steps (default ``steps // 50``).
+    ``state_path`` makes the run resumable (:func:`kpedu.train.fit`): the batches are
+    deterministic given ``seed``, so an interrupted run continues exactly."""
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps <= 0:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(scenes, SceneTensors):
@@ -417,7 +421,7 @@ def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_s
     return fit(model, scene_batches(scenes, batch_size, gen, augment), openpose_batch_loss, steps=steps,
                optimizer=opt, scheduler=sched, device=device, grad_clip=grad_clip,
                log_every=max(1, steps // 50) if log_every is None else int(log_every),
-               desc=desc, progress=progress, callback=callback)
+               desc=desc, progress=progress, callback=callback, state_path=state_path, save_every=save_every)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -767,7 +771,8 @@ def _sync(dev: torch.device) -> None:
 
 def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = True, curve_points: int = 10,
                steps: int | None = None, train: SceneTensors | None = None, val: SceneTensors | None = None,
-               start_cycle: int = 0, stop_cycle: int | None = None, prior: dict | None = None) -> dict:
+               start_cycle: int = 0, stop_cycle: int | None = None, prior: dict | None = None,
+               state_dir=None, save_every: int = 100) -> dict:
     """Train ``model`` in place with the chapter's recipe under a profile and evaluate it.
 
     The one procedure behind the committed checkpoint (``full`` profile) and the
@@ -777,7 +782,11 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
     ``steps`` is given), then COCO evaluation on ``RECIPE["val_images"]`` scenes
     (``train`` / ``val`` replace the generated sets). Cycles ``start_cycle`` to
     ``stop_cycle - 1`` run; ``prior`` (the metrics returned after the earlier cycles)
-    resumes a run whose earlier cycles are already in ``model``.
+    resumes a run whose earlier cycles are already in ``model``. With ``state_dir`` every
+    cycle is resumable within itself: its training state is saved there every ``save_every`` steps
+    (``openpose-cycleN.pt``, with the learning curve and elapsed time beside it in
+    ``openpose-cycleN.json``), and a run started again with the same arguments continues
+    an interrupted cycle exactly where it stopped.
 
     Returns metrics: ``AP``, ``AP50``, ``AP75``, ``APm``, ``APl``, ``AR`` (pycocotools,
     maps upsampled as in :func:`detect`), ``people_per_image``, ``per_stage``
@@ -806,11 +815,26 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
     curve: list[list[float]] = list(prior["curve"]) if prior else []
     offset = sum(c[0] for c in cycles[:start_cycle])
     hist = None
+    resumed_seconds = 0.0
+    state = Path(state_dir) if state_dir is not None else None
     for c in range(start_cycle, stop):
         cycle_steps, lr = cycles[c]
         every = max(1, cycle_steps // max(1, int(curve_points))) if curve_points else 0
+        cycle_state = side = None
+        if state is not None:
+            cycle_state = state / f"openpose-cycle{c + 1}.pt"
+            side = state / f"openpose-cycle{c + 1}.json"
+            if cycle_state.exists() and side.exists():
+                saved = json.loads(side.read_text())
+                curve[:] = saved["curve"]
+                resumed_seconds += float(saved["seconds"])
+            t_cycle = time.time()
 
-        def record(step, history, m, every=every, cycle_steps=cycle_steps, offset=offset):
+        def record(step, history, m, every=every, cycle_steps=cycle_steps, offset=offset, side=side,
+                   base_seconds=resumed_seconds):
+            if side is not None:
+                side.parent.mkdir(parents=True, exist_ok=True)
+                side.write_text(json.dumps({"curve": curve, "seconds": base_seconds + time.time() - t_cycle}))
             if every and (step % every == 0 or step == cycle_steps):
                 r = evaluate(m, probe)
                 curve.append([int(offset + step), r["AP"], r["AP50"]])
@@ -824,7 +848,10 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
         log_every = max(1, cycle_steps // 50)
         hist = train_openpose(model, train, cycle_steps, RECIPE["batch_size"], lr, seed=c, device=device, desc="openpose" if len(cycles) == 1 else f"openpose, cycle {c + 1}/{len(cycles)}",
                               progress=progress, callback=record, grad_clip=RECIPE["grad_clip"],
-                              log_every=math.gcd(log_every, every) if every else log_every)
+                              log_every=math.gcd(log_every, every) if every else log_every, state_path=cycle_state,
+                              save_every=save_every)
+        if side is not None and side.exists():
+            side.unlink()
         offset += cycle_steps
     r = evaluate(model, val)
     metrics = {k: r[k] for k in ("AP", "AP50", "AP75", "APm", "APl", "AR", "people_per_image")}
@@ -834,7 +861,7 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
     metrics["steps"] = int(offset)
     metrics["cycles"] = [[int(a), float(b)] for a, b in cycles[:stop]]
     metrics["val_images"] = len(val)
-    metrics["train_seconds"] = round(time.time() - t0 + (prior["train_seconds"] if prior else 0.0), 1)
+    metrics["train_seconds"] = round(time.time() - t0 + resumed_seconds + (prior["train_seconds"] if prior else 0.0), 1)
     return metrics
 
 

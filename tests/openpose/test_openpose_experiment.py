@@ -543,3 +543,41 @@ def test_scene_targets_accepts_one_person_per_image_and_rejects_bad_shapes():
     assert all(torch.equal(a, b) for a, b in zip(one, batched))
     with pytest.raises(ValueError, match="keypoints"):
         E.scene_targets([sc.keypoints[0][0, :, 0]], [sc.visible[0][0]], 256)
+
+
+def test_run_recipe_resumes_an_interrupted_cycle_exactly(scenes, monkeypatch, tmp_path):
+    """With state_dir, a cycle interrupted mid-way continues from its state file and ends
+    with the same weights and learning curve as an uninterrupted run."""
+    import copy
+
+    from kpedu.openpose import experiment as E
+
+    monkeypatch.setitem(E.RECIPE, "steps", {**E.RECIPE["steps"], "ci": 4})
+    kw = dict(progress=False, curve_points=2, train=scenes, val=scenes.subset([0, 1]))
+    torch.manual_seed(0)
+    whole = tiny_model()
+    start = copy.deepcopy(whole.state_dict())
+    r_whole = run_recipe(whole, "ci", "cpu", **kw)
+
+    real_evaluate = E.evaluate
+    calls = {"n": 0}
+
+    def failing_evaluate(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the curve point at step 4: the state of step 3 is on disk
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    part = tiny_model()
+    part.load_state_dict(start)
+    monkeypatch.setattr(E, "evaluate", failing_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(part, "ci", "cpu", state_dir=tmp_path, save_every=3, **kw)
+    assert (tmp_path / "openpose-cycle1.pt").exists() and (tmp_path / "openpose-cycle1.json").exists()
+    monkeypatch.setattr(E, "evaluate", real_evaluate)
+    resumed = tiny_model()  # fresh weights: everything comes from the state file
+    r = run_recipe(resumed, "ci", "cpu", state_dir=tmp_path, save_every=3, **kw)
+    assert not any(tmp_path.iterdir()), "a finished cycle removes its state"
+    assert [row[0] for row in r["curve"]] == [row[0] for row in r_whole["curve"]] == [2, 4]
+    for k, v in whole.state_dict().items():
+        assert torch.allclose(v.float(), resumed.state_dict()[k].float(), atol=1e-6), k

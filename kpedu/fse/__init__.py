@@ -1,0 +1,20 @@
+"""Unsupervised landmarks by factorized spatial embeddings (Thewlis, Bilen, Vedaldi,
+ICCV 2017). Factorized-spatial-embeddings chapter (``book/ch03-fse``).
+
+Modules: :mod:`~kpedu.fse.tps` (thin-plate-spline warps of images and points),
+:mod:`~kpedu.fse.model` (the landmark network: score maps, spatial softmax, expected
+positions), :mod:`~kpedu.fse.loss` (alignment and diversity losses),
+:mod:`~kpedu.fse.evaluate` (the linear-regression NME protocol) and
+:mod:`~kpedu.fse.experiment` (the chapter's data, training and evaluation).
+"""
+from .evaluate import apply_regressor, fit_regressor, inter_ocular, regression_nme
+from .loss import DIVERSITY_MODES, alignment_loss, diversity_loss
+from .model import LandmarkNet, UNetBackbone
+from .tps import (ComposedWarp, ThinPlateSpline, TPSWarp, Warp, normalized_to_pixel, pixel_grid, pixel_to_normalized,
+                  random_tps, tps_kernel)
+
+__all__ = [
+    "tps_kernel", "ThinPlateSpline", "Warp", "TPSWarp", "ComposedWarp", "random_tps", "pixel_to_normalized",
+    "normalized_to_pixel", "pixel_grid", "alignment_loss", "diversity_loss", "DIVERSITY_MODES", "UNetBackbone",
+    "LandmarkNet", "fit_regressor", "apply_regressor", "regression_nme", "inter_ocular",
+]
