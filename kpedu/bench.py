@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
 from . import runtime
 
-__all__ = ["count_flops", "matmul_throughput", "throughput", "benchmark", "format_benchmark"]
+__all__ = ["time_call", "count_flops", "matmul_throughput", "throughput", "benchmark", "format_benchmark"]
 
 MODES = ("forward", "train")
 
@@ -106,6 +106,26 @@ def _check_model(model: Any) -> None:
 
 
 # --------------------------------------------------------------------------- FLOPs
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1,
+              device: torch.device | str | None = None) -> float:
+    """Mean wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup``
+    untimed calls; ``device`` (default: the CPU) is synchronised before the clock
+    starts and stops, so queued GPU work is counted."""
+    if not callable(fn):
+        raise TypeError("fn must be callable with no arguments")
+    repeats = _positive_int(repeats, "repeats")
+    warmup = _positive_int(warmup, "warmup", minimum=0)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    for _ in range(warmup):
+        fn()
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(dev)
+    return (time.perf_counter() - t0) / repeats
 
 
 def count_flops(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tensor], backward: bool = False) -> int:

@@ -160,3 +160,19 @@ def test_nested_outputs_are_supported():
 
     with pytest.raises(ValueError, match="tensor"):
         bench.throughput(Bad(), (3, 4, 4), "train", batch_size=1, steps=1)
+
+
+def test_time_call_measures_and_validates():
+    import time as _t
+
+    import pytest
+
+    from kpedu.bench import time_call
+
+    calls = []
+    sec = time_call(lambda: (calls.append(1), _t.sleep(0.01)), repeats=3, warmup=2)
+    assert len(calls) == 5 and 0.009 < sec < 0.5
+    with pytest.raises(ValueError, match="repeats"):
+        time_call(lambda: None, repeats=0)
+    with pytest.raises(TypeError):
+        time_call(42)

@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from .backgrounds import BACKGROUND_KINDS, _background_hwc, _smooth_noise, as_rng, parse_size
-from .people import _range  # the same option checking as the synthetic people
+from .people import _check_index, _range  # the same checks as the synthetic people
 
 __all__ = [
     "FACE_LANDMARKS",
@@ -742,15 +742,8 @@ class SyntheticFaces(torch.utils.data.Dataset):
 
     def sample(self, i: int) -> FaceSample:
         """Item ``i`` as a :class:`FaceSample` (numpy arrays and parameters)."""
-        if isinstance(i, torch.Tensor) and i.numel() == 1:
-            i = int(i)
-        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
-            raise TypeError(f"index must be an int, got {type(i).__name__}")
-        if i < 0:
-            i += self.length
-        if not 0 <= i < self.length:
-            raise IndexError(f"index {i} out of range for a data set of length {self.length}")
-        return make_face(np.random.default_rng([self.seed, int(i)]), self.image_size, **self.kwargs)
+        i = _check_index(i, self.length)
+        return make_face(np.random.default_rng([self.seed, i]), self.image_size, **self.kwargs)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if isinstance(i, torch.Tensor):

@@ -752,6 +752,20 @@ def _range(value: Any, name: str, lo: float | None = None, hi: float | None = No
     return rng_
 
 
+def _check_index(i: Any, length: int) -> int:
+    """Item index ``i`` of a data set of ``length`` items as a non-negative int (negative
+    indices count from the end); shared by the synthetic people and faces data sets."""
+    if isinstance(i, torch.Tensor) and i.numel() == 1:
+        i = int(i)
+    if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+        raise TypeError(f"index must be an int, got {type(i).__name__}")
+    if i < 0:
+        i += length
+    if not 0 <= i < length:
+        raise IndexError(f"index {i} out of range for a data set of length {length}")
+    return int(i)
+
+
 def _uniform(rng: np.random.Generator, r: tuple[float, float]) -> float:
     return r[0] if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
 
@@ -1076,13 +1090,8 @@ class SyntheticPeople(torch.utils.data.Dataset):
 
     def sample(self, i: int) -> Sample:
         """Item ``i`` as a :class:`Sample` (numpy arrays, with masks and part map)."""
-        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
-            raise TypeError(f"index must be an int, got {type(i).__name__}")
-        if i < 0:
-            i += self.length
-        if not 0 <= i < self.length:
-            raise IndexError(f"index {i} out of range for a data set of length {self.length}")
-        rng = np.random.default_rng([self.seed, int(i)])
+        i = _check_index(i, self.length)
+        rng = np.random.default_rng([self.seed, i])
         return self.fn(rng, self.image_size, **self.kwargs)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from .. import hub
+from ..bench import time_call
 from ..runtime import resolve_profile
 from .evaluate import regression_nme
 from .loss import alignment_loss, diversity_loss
@@ -353,18 +354,6 @@ def run_ablation(variant: str, profile=None, device=None, progress: bool = True,
     return model.cpu(), metrics
 
 
-def _time(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t0) / repeats
-
-
 def diversity_timing(ks=(10, 30, 50), batch: int = 32, size: int = 32, repeats: int = 10, device=None) -> dict:
     """Milliseconds for one forward and backward pass of each diversity form on random
     probability maps ``(batch, K, size, size)`` (default: the book's 32x32 maps), for
@@ -378,7 +367,7 @@ def diversity_timing(ks=(10, 30, 50), batch: int = 32, size: int = 32, repeats: 
             def step(mode=mode):
                 p = torch.softmax(logits, -1).view(batch, int(k), size, size)
                 diversity_loss(p, mode, check=False).backward()
-            out[mode].append(round(1000 * _time(step, repeats, dev), 3))
+            out[mode].append(round(1000 * time_call(step, repeats, device=dev), 3))
     return out
 
 
@@ -406,7 +395,7 @@ def step_timing(model: LandmarkNet, batch_size: int | None = None, steps: int = 
         loss.backward()
         opt.step()
 
-    sec = _time(step, steps, dev)
+    sec = time_call(step, steps, device=dev)
     return {"steps_per_second": round(1 / sec, 3), "pairs_per_second": round(bs / sec, 1), "batch_size": bs}
 
 
