@@ -74,7 +74,7 @@ __all__ = [
 CHECKPOINT_DIR: Path | str | None = None
 #: Modules imported (lazily) to discover ``@recipe`` functions.
 RECIPE_MODULES: list[str] = ["kpedu.foundations", "kpedu.hourglass.experiment", "kpedu.openpose.experiment",
-                              "kpedu.fse.experiment"]
+                              "kpedu.fse.experiment", "kpedu.d2net.experiment"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent / "checkpoints"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

@@ -26,6 +26,9 @@ __all__ = [
     "coco_evaluate",
     "keypoint_ap",
     "COCO_STATS",
+    "match_indices",
+    "reprojection_errors",
+    "mma",
 ]
 
 COCO_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -271,3 +274,78 @@ def keypoint_ap(gt_keypoints, gt_visible, gt_areas, pred_keypoints, pred_scores,
         ks = np.ones(kp.shape[:2]) if keypoint_scores is None else _np(keypoint_scores[i], "keypoint_scores")
         results += results_to_coco(gt["images"][i]["id"], kp, ks, _np(pred_scores[i], "pred_scores"))
     return coco_evaluate(gt, results, sigmas=sigmas)
+
+
+# --- mma: matching accuracy of local features (D2-Net chapter) -------------------------
+
+
+def match_indices(matches, n1: int, n2: int) -> np.ndarray:
+    """``matches`` as a validated ``(P, 2)`` integer array of index pairs into ``n1`` and
+    ``n2`` keypoints (numpy or torch; an empty input gives ``(0, 2)``). D2-Net chapter."""
+    if hasattr(matches, "detach"):
+        matches = matches.detach().cpu().numpy()
+    m = np.asarray(matches)
+    if m.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if m.ndim != 2 or m.shape[1] != 2:
+        raise ValueError(f"matches must have shape (P, 2), got {m.shape}")
+    if not np.issubdtype(m.dtype, np.integer):
+        raise TypeError(f"matches must hold integer indices, got dtype {m.dtype}")
+    if m.min() < 0 or m[:, 0].max() >= n1 or m[:, 1].max() >= n2:
+        raise ValueError(f"match indices out of range for {n1} and {n2} keypoints")
+    return m
+
+
+def reprojection_errors(kp1, kp2, matches, H) -> np.ndarray:
+    """Reprojection error of each match under a homography (D2-Net chapter).
+
+    ``kp1`` ``(N1, 2)`` and ``kp2`` ``(N2, 2)`` are ``(x, y)`` keypoints (pixel centres at
+    integers), ``matches`` ``(P, 2)`` integer index pairs ``(i, j)`` and ``H`` the 3x3
+    homography from image 1 to image 2. Returns ``(P,)`` float64
+    ``||H kp1[i] - kp2[j]||`` (``inf`` where ``H`` sends a point to infinity).
+    """
+    from .data.pairs import apply_homography
+
+    p1, p2 = _np(kp1, "kp1"), _np(kp2, "kp2")
+    for name, p in (("kp1", p1), ("kp2", p2)):
+        if not (p.ndim == 2 and p.shape[1] == 2) and p.size:
+            raise ValueError(f"{name} must have shape (N, 2), got {p.shape}")
+    p1, p2 = p1.reshape(-1, 2), p2.reshape(-1, 2)
+    m = match_indices(matches, len(p1), len(p2))
+    if m.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    Hm = _np(H, "H")
+    if Hm.shape != (3, 3):
+        raise ValueError(f"H must be 3x3, got {Hm.shape}")
+    projected = apply_homography(Hm, p1[m[:, 0]])
+    return np.linalg.norm(projected - p2[m[:, 1]], axis=-1)
+
+
+def mma(errors_per_pair: Sequence, thresholds=range(1, 11)) -> np.ndarray:
+    """Mean matching accuracy (D2-Net chapter; the HPatches protocol of the D2-Net paper).
+
+    ``errors_per_pair`` is a list with one array of match errors (pixels) per image pair.
+    For each threshold ``t``, a pair's accuracy is the fraction of its matches with
+    error ``<= t``, and MMA is the mean over pairs. A pair with no match has accuracy 0;
+    a NaN error counts as a wrong match (drop matches without ground truth first).
+    Returns ``(len(thresholds),)`` float64.
+    """
+    if isinstance(errors_per_pair, np.ndarray) or not isinstance(errors_per_pair, Sequence):
+        raise TypeError("errors_per_pair must be a list with one error array per pair")
+    if len(errors_per_pair) == 0:
+        raise ValueError("errors_per_pair must hold at least one pair")
+    try:
+        t = np.asarray(list(thresholds), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("thresholds must be an iterable of numbers") from None
+    if t.ndim != 1 or t.size == 0 or not np.isfinite(t).all() or (t < 0).any():
+        raise ValueError(f"thresholds must be a non-empty 1-D sequence of finite values >= 0, got {t}")
+    acc = np.zeros((len(errors_per_pair), t.size))
+    for k, e in enumerate(errors_per_pair):
+        e = _np(e, f"errors_per_pair[{k}]").reshape(-1)
+        if (e < 0).any():
+            raise ValueError(f"errors_per_pair[{k}] has negative errors")
+        if e.size:
+            with np.errstate(invalid="ignore"):
+                acc[k] = (e[:, None] <= t[None, :]).mean(0)
+    return acc.mean(0)

@@ -1,4 +1,4 @@
-"""Drawing helpers: images, skeletons, heatmap overlays, prediction grids.
+"""Drawing helpers: images, skeletons, heatmap overlays, prediction grids, matches.
 
 Used by every chapter from Foundations on. All functions draw onto matplotlib axes in
 the book's pixel convention (pixel centres at integers, so an image of width ``W``
@@ -22,6 +22,7 @@ __all__ = [
     "draw_paf",
     "landmark_colors",
     "draw_landmarks",
+    "draw_matches",
     "PRED_COLOR",
     "GT_COLOR",
 ]
@@ -257,3 +258,49 @@ def draw_landmarks(ax, landmarks, colors=None, size: float = 30.0, marker: str =
             ax.annotate(str(r), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7, color="white",
                         bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0})
     return ax
+
+
+def draw_matches(ax, image1, image2, kp1, kp2, matches, correct=None, gap: int = 8, max_lines: int | None = 300,
+                 linewidth: float = 0.7, title: str | None = None, seed: int = 0):
+    """Draw two images side by side and a line for each match (D2-Net chapter).
+
+    ``kp1`` ``(N1, 2)`` and ``kp2`` ``(N2, 2)`` are keypoints in each image's pixels,
+    ``matches`` ``(P, 2)`` index pairs. ``correct`` (``(P,)`` booleans, optional) colours
+    lines green (correct) or red (wrong); otherwise all are blue. At most ``max_lines``
+    matches are drawn (a fixed random subset, so the figure stays readable); keypoints
+    are drawn as small dots. Returns the x offset of the second image.
+    """
+    a, b = to_hwc(image1), to_hwc(image2)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if b.ndim == 2:
+        b = np.repeat(b[..., None], 3, axis=2)
+    h = max(a.shape[0], b.shape[0])
+    canvas = np.ones((h, a.shape[1] + gap + b.shape[1], 3), dtype=np.float32)
+    canvas[: a.shape[0], : a.shape[1]] = a[..., :3]
+    dx = a.shape[1] + gap
+    canvas[: b.shape[0], dx:] = b[..., :3]
+    ax.imshow(np.clip(canvas, 0, 1), extent=(-0.5, canvas.shape[1] - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    p1, p2 = _np(kp1).astype(float).reshape(-1, 2), _np(kp2).astype(float).reshape(-1, 2)
+    m = _np(matches).astype(int).reshape(-1, 2)
+    if m.size and (m[:, 0].max() >= len(p1) or m[:, 1].max() >= len(p2) or m.min() < 0):
+        raise ValueError("matches index outside the keypoint arrays")
+    ok = None if correct is None else _np(correct).astype(bool).reshape(-1)
+    if ok is not None and len(ok) != len(m):
+        raise ValueError(f"correct must have one entry per match ({len(m)}), got {len(ok)}")
+    ax.scatter(p1[:, 0], p1[:, 1], s=3, c="yellow", linewidths=0)
+    ax.scatter(p2[:, 0] + dx, p2[:, 1], s=3, c="yellow", linewidths=0)
+    sel = np.arange(len(m))
+    if max_lines is not None and len(m) > max_lines:
+        sel = np.sort(np.random.default_rng(seed).choice(len(m), max_lines, replace=False))
+    for t in sel:
+        i, j = m[t]
+        c = "tab:blue" if ok is None else ("#29bf12" if ok[t] else "#e4572e")
+        ax.plot([p1[i, 0], p2[j, 0] + dx], [p1[i, 1], p2[j, 1]], c=c, lw=linewidth, alpha=0.8)
+    ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return dx
