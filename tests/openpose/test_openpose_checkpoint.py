@@ -22,6 +22,12 @@ def test_committed_openpose_checkpoint_reaches_its_metric():
     # 48 scenes (about 150 people) against the 500 of the registry: AP is noisier
     assert got["AP"] >= stated["AP"] - 0.08, (got["AP"], stated["AP"])
     assert got["AP50"] >= stated["AP50"] - 0.1, (got["AP50"], stated["AP50"])
+    if "single_pass" in stated:  # the registered AP is the recipe's averaged detection; one pass is beside it
+        assert stated["test"] == {"flip": experiment.RECIPE["flip"],
+                                  "scales": [float(v) for v in experiment.RECIPE["test_scales"]]}
+        one = experiment.evaluate(model, scenes, flip=False, scales=(1.0,))
+        assert one["AP"] >= stated["single_pass"]["AP"] - 0.08, (one["AP"], stated["single_pass"]["AP"])
+        assert got["AP"] > one["AP"], "averaging the passes helps on fresh scenes too"
     # the registered AP is measured on at least 200 scenes, as the chapter requires of
     # the number it reports (the chapter's target, AP >= 0.70, is checked in
     # book/ch02-openpose/03-training-and-results once the registered AP reaches it)

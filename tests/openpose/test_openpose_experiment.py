@@ -42,6 +42,7 @@ from kpedu.openpose.experiment import (
     scene_targets,
     timing,
     train_openpose,
+    unflip_maps,
     upsample_maps,
 )
 
@@ -342,6 +343,88 @@ def test_predict_shapes_dtypes_batching_and_modes(scenes):
         predict(m, images, batch_size=0)
 
 
+def test_unflip_maps_turns_the_mirrored_scenes_targets_into_the_targets(scenes):
+    size = scenes.image_size
+    perm = flip_permutation()
+    kps, vis = [], []
+    for k, v in zip(scenes.keypoints, scenes.visible):
+        k = k.clone()
+        k[..., 0] = size - 1 - k[..., 0]  # pixel centres at integers: x -> S - 1 - x
+        kps.append(k[:, perm])
+        vis.append(v[:, perm])
+    cm, paf = scene_targets(scenes.keypoints, scenes.visible, size)
+    cm_m, paf_m = scene_targets(kps, vis, size)
+    assert not torch.allclose(paf_m, paf, atol=0.1)
+    back_cm, back_paf = unflip_maps(cm_m, paf_m)
+    assert torch.allclose(back_cm, cm, atol=1e-5) and torch.allclose(back_paf, paf, atol=1e-4)
+    # (11, 12) mirrors to (12, 11): the hips' field is reversed, not only mirrored
+    hips = [tuple(l) for l in COCO17.limbs].index((11, 12))
+    assert paf[:, 2 * hips].abs().sum() > 0
+    with pytest.raises(ValueError, match="confidence maps"):
+        unflip_maps(cm[:, :5], paf)
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        unflip_maps(cm[0], paf[0])
+
+
+def test_flip_test_averages_mirror_equivariant_maps(scenes):
+    m = tiny_model()
+    images = scenes.images[:3]
+    heat, pafs = predict(m, images, flip=True)
+    heat_m, pafs_m = predict(m, images.flip(-1), flip=True)
+    back_h, back_p = unflip_maps(heat_m, pafs_m)
+    # averaged with its own mirror image, the prediction commutes with mirroring exactly
+    assert torch.allclose(back_h, heat, atol=1e-5) and torch.allclose(back_p, pafs, atol=1e-5)
+    plain_h, plain_p = predict(m, images)
+    assert not torch.allclose(plain_p, pafs, atol=1e-4)  # an untrained network is not symmetric
+    one_h, one_p = unflip_maps(*predict(m, images.flip(-1)))
+    assert torch.allclose((plain_h + one_h) / 2, heat, atol=1e-5)
+    assert torch.allclose((plain_p + one_p) / 2, pafs, atol=1e-5)
+    p_all, c_all = predict(m, images, flip=True, all_stages=True)
+    assert torch.allclose(p_all[-1], pafs) and torch.allclose(c_all[-1], heat)
+    with pytest.raises(TypeError, match="flip"):
+        predict(m, images, flip=1)
+
+
+class _BlurNet(nn.Module):
+    """Stands in for the network: every map is the image's grey level averaged over each
+    stride-8 cell, so a map resized from another scale must agree with it cell by cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        g = F.avg_pool2d(x.mean(1, keepdim=True), 8)
+        return [g.expand(-1, 2 * C, -1, -1)], [g.expand(-1, K, -1, -1)]
+
+
+def test_scale_search_keeps_the_maps_aligned():
+    size = 128
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    def blob(cx):
+        g = torch.exp(-((xx - cx) ** 2 + (yy - 71.0) ** 2) / (2 * 18.0 ** 2))
+        return g.expand(1, 3, size, size).contiguous()
+
+    images = blob(50.0)
+    net = _BlurNet()
+    ref, _ = predict(net, images)
+    assert torch.equal(predict(net, images, scales=(1.0,))[0], ref)
+    assert torch.allclose(predict(net, images, scales=(1.0, 1.0))[0], ref, atol=1e-6)
+    for s in (0.75, 1.5, 2.0):
+        got, _ = predict(net, images, scales=(s,))
+        assert got.shape == ref.shape
+        assert (got - ref).abs().max() < 0.02, s
+    # the tolerance catches a misregistration of a quarter cell (the blob moved by 2 px)
+    assert (predict(net, blob(52.0))[0] - ref).abs().max() > 0.05
+    m = tiny_model()
+    h, p = predict(m, make_scenes(2, 5, 64).images, scales=(0.75, 1.0, 1.5), flip=True, upsample=2)
+    assert h.shape == (2, K, 16, 16) and p.shape == (2, 2 * C, 16, 16)
+    for bad in ((), (0.0,), (1.0, -1.0), "big", (float("nan"),)):
+        with pytest.raises(ValueError, match="scales"):
+            predict(net, images, scales=bad)
+
+
 def test_upsample_maps_convention_and_border():
     x = torch.randn(2, 3, 5, 7)
     up = upsample_maps(x, 4)
@@ -409,15 +492,16 @@ def test_perfect_maps_parse_to_the_people_and_score_ap_one(tiled):
 
 
 def test_detect_and_evaluate_with_an_oracle_network(tiled):
-    oracle = OracleNet(tiled)
-    found = detect(oracle, tiled.images, batch_size=3)
+    oracle = OracleNet(tiled)  # knows the scenes' own images only: one pass, no test-time augmentation
+    one = {"flip": False, "scales": (1.0,)}
+    found = detect(oracle, tiled.images, batch_size=3, **one)
     assert [len(p) for p in found] == [2] * len(tiled) and isinstance(found[0][0], Person)
-    r = evaluate(oracle, tiled, batch_size=3, return_people=True)
+    r = evaluate(oracle, tiled, batch_size=3, return_people=True, **one)
     assert r["AP"] > 0.97 and r["people_per_image"] == 2.0 and len(r["people"]) == len(tiled)
     assert {"AP", "AP50", "AP75", "APm", "APl", "AR"} <= set(r)
-    coarse = evaluate(oracle, tiled, upsample=1)
+    coarse = evaluate(oracle, tiled, upsample=1, **one)
     assert coarse["AP"] < r["AP"]
-    assert evaluate(oracle, tiled, threshold=1.1)["AP"] == 0.0  # parse options reach parse
+    assert evaluate(oracle, tiled, threshold=1.1, **one)["AP"] == 0.0  # parse options reach parse
     stages = per_stage_evaluate(oracle, tiled, batch_size=3)
     assert stages["paf_loss"] == [0.0, 0.0] and stages["cm_loss"] == [0.0]
     assert stages["ap"] == [r["AP"], r["AP"]]
@@ -448,7 +532,7 @@ def test_people_to_results_fill_and_scores():
 
 def test_evaluate_and_per_stage_on_a_tiny_network(scenes):
     m = tiny_model()
-    r = evaluate(m, scenes, upsample=2)
+    r = evaluate(m, scenes, upsample=2, flip=False, scales=(1.0,))  # per_stage_evaluate makes one pass
     assert all(0.0 <= r[k] <= 1.0 for k in ("AP", "AP50", "AP75", "AR")) and r["people_per_image"] >= 0
     s = per_stage_evaluate(m, scenes, batch_size=4, upsample=2)
     assert len(s["paf_loss"]) == 2 and len(s["cm_loss"]) == 1 and len(s["ap"]) == 2
@@ -486,7 +570,11 @@ def test_run_recipe_on_tiny_data(scenes):
     m = tiny_model()
     r = run_recipe(m, "ci", "cpu", progress=False, curve_points=2, steps=2, train=scenes, val=scenes.subset([0, 1]))
     assert {"AP", "AP50", "AP75", "APm", "APl", "AR", "people_per_image", "per_stage", "curve", "loss", "steps",
-            "val_images", "train_seconds"} <= set(r)
+            "val_images", "train_seconds", "single_pass", "test"} <= set(r)
+    assert r["test"] == {"flip": RECIPE["flip"], "scales": [float(v) for v in RECIPE["test_scales"]]}
+    assert set(r["single_pass"]) == {"AP", "AP50", "AP75", "AR"}
+    # one pass is what per_stage_evaluate parses with the last PAF stage
+    assert r["single_pass"]["AP"] == pytest.approx(r["per_stage"]["ap"][-1], abs=1e-4)
     assert r["steps"] == 2 and r["val_images"] == 2 and r["train_seconds"] >= 0
     assert [row[0] for row in r["curve"]] == [1, 2] and all(len(row) == 3 for row in r["curve"])
     assert set(r["per_stage"]) == {"paf_loss", "cm_loss", "ap"} and len(r["per_stage"]["paf_loss"]) == 2
