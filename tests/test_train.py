@@ -324,6 +324,34 @@ def test_load_or_train_unregistered_name_trains(registry):
     assert info["source"] == "trained" and info["command"] is None and len(calls) == 1
 
 
+def test_fit_bfloat16_autocast_on_cpu():
+    """amp=torch.bfloat16 autocasts on the CPU (outputs in bfloat16, weights in float32);
+    amp=True leaves the CPU in float32."""
+    seen = []
+
+    def loss(model, batch):
+        out = model(batch["x"])
+        seen.append(out.dtype)
+        return nn.functional.mse_loss(out.float(), batch["y"])
+
+    model = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 1))
+    hist = fit(model, regression_batches(), loss, steps=200, lr=0.01, log_every=50, device="cpu",
+               amp=torch.bfloat16, progress=False)
+    assert set(seen) == {torch.bfloat16}
+    assert next(model.parameters()).dtype == torch.float32
+    assert math.isfinite(hist.loss[-1]) and hist.loss[-1] < 0.2 * hist.loss[0]
+    seen.clear()
+    fit(model, regression_batches(), loss, steps=2, device="cpu", amp=True, progress=False)
+    assert set(seen) == {torch.float32}
+
+
+def test_fit_rejects_bad_amp():
+    with pytest.raises(ValueError, match="amp must be"):
+        fit(make_model(), regression_batches(), mse, steps=1, device="cpu", amp="bf16", progress=False)
+    with pytest.raises(ValueError, match="CUDA"):
+        fit(make_model(), regression_batches(), mse, steps=1, device="cpu", amp=torch.float16, progress=False)
+
+
 # ----------------------------------------------------------------------------- GPU
 
 

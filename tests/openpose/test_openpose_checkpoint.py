@@ -33,3 +33,6 @@ def test_committed_openpose_checkpoint_reaches_its_metric():
     # book/ch02-openpose/03-training-and-results once the registered AP reaches it)
     assert stated["val_images"] >= 200
     assert stated["steps"] == sum(c[0] for c in stated["cycles"])
+    # the recipe in the code is the one that made the checkpoint
+    recipe = experiment.RECIPE
+    assert stated["cycles"] == [[recipe["steps"]["full"], recipe["lr"]]] + [[a, b] for a, b in recipe["restarts"]["full"]]
