@@ -64,7 +64,8 @@ one (``single_pass``).
 the CPU too (:func:`kpedu.train.fit`), about twice as fast on CPUs with bfloat16
 instructions (1.85 -> 0.94 s per step of 16 scenes on 2 threads of an AVX512-BF16 CPU,
 with channels-last weights). The committed checkpoint ran its first six cycles in float32
-and its seventh (5,000 steps) in bfloat16 (the registry's ``precision``); the loss
+and its seventh and eighth (5,000 and 1,500 steps) in bfloat16 (the registry's
+``precision``); the loss
 continued at the level float32 had reached. ``python -m kpedu.hub train openpose-book``
 trains in float32 on the CPU and in mixed precision on CUDA.
 
@@ -144,7 +145,7 @@ RECIPE = {
     "steps": {"ci": 3, "book": 80, "full": 1000},
     # warm restarts after the first cycle: (steps, peak learning rate) per extra cycle
     "restarts": {"ci": [], "book": [], "full": [(800, 2e-3), (500, 2e-3), (2500, 2e-3), (2500, 1e-3),
-                                                 (1500, 5e-4), (5000, 1e-3)]},
+                                                 (1500, 5e-4), (5000, 1e-3), (1500, 5e-4)]},
     "val_images": {"ci": 8, "book": 100, "full": 500},
     # the learning curve is measured on the first validation scenes
     "curve_images": {"ci": 8, "book": 40, "full": 100},
