@@ -30,7 +30,8 @@ import torch.nn as nn
 
 from . import runtime
 
-__all__ = ["time_call", "count_flops", "matmul_throughput", "throughput", "benchmark", "format_benchmark"]
+__all__ = ["time_call", "count_flops", "call_flops", "matmul_throughput", "machine_speed", "throughput", "benchmark",
+           "format_benchmark"]
 
 MODES = ("forward", "train")
 
@@ -170,6 +171,23 @@ def count_flops(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tensor],
     return int(counter.get_total_flops())
 
 
+def call_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs (matrix products and convolutions) of one call ``fn()``, counted like
+    :func:`count_flops`, for any code rather than a model: a warp, a loss, a matcher.
+
+    A deterministic measure of cost: the same on every machine, so a notebook can
+    assert on it where a time would only be noise (``fn`` runs once, for real).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if not callable(fn):
+        raise TypeError("fn must be callable with no arguments")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 # --------------------------------------------------------------------------- timings
 
 
@@ -198,6 +216,28 @@ def matmul_throughput(device: torch.device | str | None = None, n: int = 2048, d
             _sync(dev)
             best = min(best, time.perf_counter() - t0)
     return 2.0 * n**3 / max(best, 1e-12) / 1e9
+
+
+_SPEEDS: dict[tuple[str, int], float] = {}
+
+
+def machine_speed(device: torch.device | str | None = None, refresh: bool = False) -> str:
+    """One line to print beside a measured time: the device, its threads and its dense
+    matmul speed (:func:`matmul_throughput`, float32, measured once per process and
+    device, then reused), e.g. ``"cpu, 2 thread(s): dense matmul 226 GFLOP/s"``.
+
+    Timings in the book are shown, never asserted: this line lets a reader scale them
+    to their own machine (a machine with half the matmul speed takes about twice as
+    long for the convolutional parts).
+    """
+    dev = _resolve_device(device)
+    key = (str(dev), torch.get_num_threads())
+    if refresh or key not in _SPEEDS:
+        _SPEEDS[key] = matmul_throughput(dev, n=2048 if dev.type == "cpu" else 4096, repeats=5)
+    where = f"{dev.type}, {torch.get_num_threads()} thread(s)" if dev.type == "cpu" else str(dev)
+    if dev.type == "cuda":
+        where += f" ({torch.cuda.get_device_name(dev)})"
+    return f"{where}: dense matmul {_SPEEDS[key]:.0f} GFLOP/s"
 
 
 def throughput(model: nn.Module, input_shape: Sequence[int], mode: str = "forward", batch_size: int = 8,

@@ -37,6 +37,7 @@ __all__ = [
     "banner",
     "setup",
     "amp_dtype",
+    "native_bf16",
 ]
 
 PROFILES = ("ci", "book", "full")
@@ -112,16 +113,38 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device | str) -> bool:
+    """Does the CUDA ``device`` compute in bfloat16 natively?
+
+    Tensor cores with bfloat16 arrived with compute capability 8.0 (Ampere; also Ada and
+    Hopper). ``torch.cuda.is_bf16_supported()`` alone also answers yes on older GPUs
+    such as Colab's T4 (7.5), where bfloat16 is emulated and slow, so the capability is
+    checked and emulation is not counted. False for any device that is not CUDA.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return False
+    major, _minor = torch.cuda.get_device_capability(device)
+    if major < 8:
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # an older torch without the argument: capability 8.0+ is native
+        return True
+
+
 def amp_dtype(device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype used for mixed precision on ``device`` (None: full precision).
 
-    CUDA uses bfloat16 where supported (no loss scaling needed), else float16.
-    CPU and MPS train in float32: the book's CPU numbers are exact.
+    CUDA uses bfloat16 where the GPU has it natively (compute capability 8.0 and up,
+    :func:`native_bf16`; no loss scaling needed), and float16 otherwise (for example on a
+    T4, compute capability 7.5), which :func:`kpedu.train.fit` pairs with a gradient
+    scaler. CPU and MPS train in float32: the book's CPU numbers are exact.
     """
     device = torch.device(device)
     if device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if native_bf16(device) else torch.float16
 
 
 def seed_everything(seed: int = 0) -> None:

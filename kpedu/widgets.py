@@ -14,10 +14,13 @@ matplotlib figure, so the two views can never disagree.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
+
+_CDN_LINK = re.compile(r"<link\b[^>]*\bhref=[\"'](?:https?:)?//[^>]*>\s*", re.IGNORECASE)
 
 __all__ = ["Explorer", "explore"]
 
@@ -113,7 +116,10 @@ class Explorer:
             html = anim.to_jshtml(fps=fps, default_mode="once")
         finally:
             matplotlib.rcParams["animation.embed_limit"] = old
-        return html
+        # matplotlib links Font Awesome 4 from a CDN for the player's button icons; the book
+        # works offline, and its theme already ships Font Awesome (which reads the same
+        # `fa fa-play` classes), so the link is dropped
+        return _CDN_LINK.sub("", html)
 
     def show(self, live: bool = True, static: bool = True, fps: float = 2.0) -> None:
         """Display the live panel and/or the static sweep."""

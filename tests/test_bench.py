@@ -162,17 +162,56 @@ def test_nested_outputs_are_supported():
         bench.throughput(Bad(), (3, 4, 4), "train", batch_size=1, steps=1)
 
 
-def test_time_call_measures_and_validates():
-    import time as _t
-
-    import pytest
-
+def test_time_call_measures_and_validates(monkeypatch):
+    import kpedu.bench as bench_module
     from kpedu.bench import time_call
 
+    # a fake clock: every call of fn advances it by 0.25 s, so the mean is exact on any machine
+    now = [100.0]
     calls = []
-    sec = time_call(lambda: (calls.append(1), _t.sleep(0.01)), repeats=3, warmup=2)
-    assert len(calls) == 5 and 0.009 < sec < 0.5
+
+    def fn():
+        calls.append(1)
+        now[0] += 0.25
+
+    monkeypatch.setattr(bench_module.time, "perf_counter", lambda: now[0])
+    sec = time_call(fn, repeats=3, warmup=2)
+    monkeypatch.undo()
+    assert len(calls) == 5 and sec == pytest.approx(0.25)
     with pytest.raises(ValueError, match="repeats"):
         time_call(lambda: None, repeats=0)
     with pytest.raises(TypeError):
         time_call(42)
+
+
+def test_call_flops_counts_any_code():
+    from kpedu.bench import call_flops
+
+    a, b = torch.rand(8, 16), torch.rand(16, 4)
+    assert call_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+    assert call_flops(lambda: (a @ b, a @ b)) == 2 * (2 * 8 * 16 * 4)
+    assert call_flops(lambda: a + 1) == 0  # element-wise work is not counted
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    x = torch.rand(1, 3, 16, 16)
+    assert call_flops(lambda: conv(x)) == count_flops(conv, x)
+    with pytest.raises(TypeError):
+        call_flops(3)
+
+
+def test_machine_speed_is_measured_once_and_reused(monkeypatch):
+    import kpedu.bench as bench_module
+
+    calls = []
+
+    def fake(device=None, n=2048, dtype=torch.float32, repeats=5):
+        calls.append(n)
+        return 123.4
+
+    monkeypatch.setattr(bench_module, "matmul_throughput", fake)
+    monkeypatch.setattr(bench_module, "_SPEEDS", {})
+    line = bench_module.machine_speed("cpu")
+    assert line.startswith("cpu, ") and line.endswith("dense matmul 123 GFLOP/s")
+    assert f"{torch.get_num_threads()} thread" in line
+    assert bench_module.machine_speed("cpu") == line and len(calls) == 1  # cached
+    bench_module.machine_speed("cpu", refresh=True)
+    assert len(calls) == 2

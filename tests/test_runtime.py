@@ -61,3 +61,26 @@ def test_resolve_profile(monkeypatch):
     assert resolve_profile(Profile("book")).name == "book"
     with pytest.raises(ValueError, match="profile must be one of"):
         resolve_profile("bogus")
+
+
+@pytest.mark.parametrize("capability, native, expected", [
+    ((7, 5), True, torch.float16),    # T4: bf16 only emulated, whatever is_bf16_supported says
+    ((7, 0), False, torch.float16),   # V100
+    ((8, 0), True, torch.bfloat16),   # A100
+    ((8, 6), True, torch.bfloat16),   # RTX 30xx
+    ((9, 0), True, torch.bfloat16),   # H100
+    ((9, 0), False, torch.float16),   # a build that reports no native bf16
+])
+def test_amp_dtype_follows_native_bf16(monkeypatch, capability, native, expected):
+    calls = []
+
+    def is_bf16_supported(including_emulation=True):
+        calls.append(including_emulation)
+        return True if including_emulation else native
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert runtime.amp_dtype("cuda") is expected
+    assert runtime.native_bf16("cuda") is (expected is torch.bfloat16)
+    assert all(flag is False for flag in calls), "emulated bfloat16 must not count"
+    assert runtime.amp_dtype("cpu") is None and runtime.native_bf16("cpu") is False

@@ -58,6 +58,8 @@ def test_explorer_live_and_static():
     assert ex.defaults == {"a": 2, "b": 1.0}
     html = ex.animation_html()
     assert "<script" in html and "anim" in html.lower()
+    assert "://" not in html.split("data:image")[0] and "font-awesome" not in html, "the sweep must work offline"
+    assert 'class="fa fa-play"' in html  # the player's buttons keep their icon classes (the theme's Font Awesome)
     assert {c[0] for c in calls} >= {1, 2, 3}
     w = ex.widget()
     sliders = [c for c in w.children if hasattr(c, "options")]

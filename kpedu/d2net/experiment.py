@@ -291,19 +291,28 @@ except OSError:  # no /proc (not Linux): the growth of the peak resident size
 times = []
 for _ in range({repeats}):
     t = time.perf_counter(); run(); times.append(time.perf_counter() - t)
-print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "peak_mb": extra}}))
+gflops = None
+if method.startswith("d2net"):
+    from kpedu.bench import call_flops
+    with torch.no_grad():
+        gflops = call_flops(run) / 1e9
+print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "peak_mb": extra, "gflops": gflops}}))
 """
 
 
 def extraction_cost(method: str, size: int = 512, width: float | None = None, repeats: int = 3,
                     threads: int = 1) -> dict[str, float]:
-    """Median seconds per image and peak extra memory (MB) of one extraction, on the CPU.
+    """Median seconds per image, peak extra memory (MB) and network GFLOPs of one
+    extraction, on the CPU.
 
     Runs in a fresh Python process. ``peak_mb`` is the highest resident memory seen
     during the first extraction (sampled every 0.5 ms from ``/proc/self/statm``) minus
     the level just before it, so imports, weights and the image are excluded. Without
     ``/proc``, the growth of ``ru_maxrss`` is used, which can read 0 when imports peaked
-    higher. ``seconds`` is the median of ``repeats`` later runs. ``method`` is one of :data:`METHODS`;
+    higher. ``seconds`` is the median of ``repeats`` later runs. ``gflops`` counts the
+    network's convolutions and matrix products over the whole extraction (every pyramid
+    level), the same on every machine; it is ``None`` for SIFT and ORB, which OpenCV
+    computes without them. ``method`` is one of :data:`METHODS`;
     ``width`` sets the D2-Net configuration (the recipe's by default; 1.0 is the paper's).
     """
     if method not in METHODS:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from kpedu import hub
+from kpedu import bench, hub
 from kpedu.d2net import experiment as E
 
 
@@ -50,9 +50,19 @@ def test_stereo_check_with_sift_is_accurate():
     assert r["accuracy"][2] > 0.6  # most SIFT matches on the real pair are within 3 px of the disparity
 
 
-@pytest.mark.parametrize("method", ["sift", "d2net"])
+@pytest.mark.parametrize("method", ["sift", "d2net", "d2net-ms"])
 def test_extraction_cost_measures_something(method):
     r = E.extraction_cost(method, size=64, width=0.125, repeats=1)
     assert r["seconds"] > 0 and r["peak_mb"] >= 0
+    if method == "sift":
+        assert r["gflops"] is None  # OpenCV: no matrix products to count
+    else:
+        # the network's arithmetic, counted: conv FLOPs of a width-0.125 D2-Net, over a pyramid
+        # of 0.5, 1 and 2 times the image (5.25 times the pixels) for the multiscale method
+        model = E.make_model(0.125).eval()
+        with torch.no_grad():
+            one = bench.count_flops(model, torch.rand(1, 3, 64, 64)) / 1e9
+        expected = one * (1 if method == "d2net" else 5.25)
+        assert r["gflops"] == pytest.approx(expected, rel=0.02)
     with pytest.raises(ValueError):
         E.extraction_cost("surf")
