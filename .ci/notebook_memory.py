@@ -7,6 +7,8 @@ notebook is executed top to bottom in a fresh kernel (nbclient, the profile from
 KPEDU_PROFILE, default `book`, the notebook's folder as working directory); when it ends,
 the kernel's peak resident memory is read from /proc/<pid>/status (VmHWM: the
 high-water mark the Linux kernel keeps for the process, so no sampling can miss a peak).
+The mark is reset after every cell (writing 5 to /proc/<pid>/clear_refs), so the report
+also names the cell with the highest peak: the one to shrink when a notebook is too big.
 Subprocesses that a notebook starts are not counted (one D2-Net cell measures extraction
 costs in child processes; each of those is smaller than the kernel).
 
@@ -35,6 +37,15 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
+def reset_peak(pid: int) -> bool:
+    """Restart the kernel's high-water mark at its current RSS (Linux 4.0+); False where refused."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def run(path: Path) -> dict:
     import nbformat
     from nbclient import NotebookClient
@@ -45,15 +56,21 @@ def run(path: Path) -> dict:
     error = None
     with client.setup_kernel():
         pid = client.km.provisioner.process.pid
+        peak, worst_cell, per_cell = 0.0, None, reset_peak(pid)
         try:
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type == "code":
                     client.execute_cell(cell, i)
+                    if per_cell:
+                        cell_peak = peak_rss_mb(pid)
+                        if cell_peak > peak:
+                            peak, worst_cell = cell_peak, i
+                        reset_peak(pid)
         except Exception as exc:  # report, and still read the peak so far
             error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:160]}"
-        peak = peak_rss_mb(pid)
+        peak = max(peak, peak_rss_mb(pid))
     return {"notebook": path.relative_to(ROOT).as_posix(), "peak_rss_mb": round(peak, 1),
-            "seconds": round(time.time() - t0, 1), "error": error}
+            "peak_cell": worst_cell, "seconds": round(time.time() - t0, 1), "error": error}
 
 
 def main(argv: list[str]) -> int:
@@ -66,7 +83,8 @@ def main(argv: list[str]) -> int:
         r = run(p)
         rows.append(r)
         flag = "" if r["peak_rss_mb"] < LIMIT_MB else "  <-- over the limit"
-        print(f"  {r['peak_rss_mb']:8.0f} MB  {r['seconds']:7.1f} s  {r['notebook']}{flag}"
+        where = f" (cell {r['peak_cell']})" if r["peak_cell"] is not None else ""
+        print(f"  {r['peak_rss_mb']:8.0f} MB  {r['seconds']:7.1f} s  {r['notebook']}{where}{flag}"
               + (f"  FAILED: {r['error']}" if r["error"] else ""), flush=True)
     write_atomic(ROOT / "_build" / "notebook-memory.json", json.dumps(
         {"profile": os.environ["KPEDU_PROFILE"], "limit_mb": LIMIT_MB, "notebooks": rows}, indent=1) + "\n")

@@ -11,4 +11,9 @@ Submodules (import them by name, e.g. ``from kpedu import codecs``):
 - :mod:`kpedu.hub`      the registry of committed checkpoints
 - :mod:`kpedu.widgets`  interactive explorers with a static fallback
 """
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:  # the version is written once, in pyproject.toml; an installed kpedu carries it in its metadata
+    __version__ = _metadata.version("kpedu")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -120,6 +120,37 @@ def _batch_size(batch: Any) -> int | None:
     return None
 
 
+def split_batch(batch: Any, parts: int) -> list[tuple[Any, float]]:
+    """Split ``batch`` into at most ``parts`` micro-batches along its leading (sample)
+    dimension: ``[(micro_batch, share), ...]`` with ``share`` = its fraction of the samples.
+
+    Tensors whose first dimension is the batch size are sliced, and so are lists and
+    tuples of that length whose items are not tensors of that size (per-sample lists, such
+    as ragged keypoint lists); dicts, lists and tuples of those are split item by item;
+    anything else (scalars, strings, tensors of another length) is shared by every
+    micro-batch. A batch without a leading dimension is returned whole."""
+    n = _batch_size(batch)
+    if n is None or parts <= 1 or n <= 1:
+        return [(batch, 1.0)]
+    parts = min(int(parts), n)
+    bounds = [round(i * n / parts) for i in range(parts + 1)]
+
+    def cut(x: Any, a: int, b: int) -> Any:
+        if isinstance(x, torch.Tensor):
+            return x[a:b] if x.ndim > 0 and x.shape[0] == n else x
+        if isinstance(x, Mapping):
+            return type(x)((k, cut(v, a, b)) for k, v in x.items()) if not isinstance(x, dict) else \
+                {k: cut(v, a, b) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            per_sample = len(x) == n and not any(isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == n
+                                                 for v in x)
+            items = x[a:b] if per_sample else [cut(v, a, b) for v in x]
+            return type(x)(items) if not hasattr(x, "_fields") else type(x)(*items)
+        return x
+
+    return [(cut(batch, a, b), (b - a) / n) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
 class _DDP(nn.parallel.DistributedDataParallel):
     """``DistributedDataParallel`` that forwards unknown attributes to the wrapped module.
 
@@ -311,6 +342,7 @@ def fit(
     callback: Callback | None = None,
     state_path: str | os.PathLike[str] | None = None,
     save_every: int = 100,
+    micro_batches: int = 1,
 ) -> History:
     """Train ``model`` in place for ``steps`` optimisation steps and return a :class:`History`.
 
@@ -364,6 +396,14 @@ def fit(
         batch source continues exactly where it stopped. The file is removed when the
         run completes. Not supported under DDP.
 
+    micro_batches
+        Split every batch into this many micro-batches (:func:`split_batch`) that go
+        through the model one after the other, their gradients summed with weights equal
+        to their share of the samples, then take one optimiser step: the gradient of the
+        whole batch for a loss that averages over samples, with the activation memory of
+        one micro-batch (the book uses it to keep a training demonstration within
+        Binder's 2 GB). Batch-normalisation statistics then come from each micro-batch.
+
     Raises
     ------
     FloatingPointError
@@ -388,6 +428,8 @@ def fit(
         raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
     if not isinstance(amp, bool) and amp not in (torch.bfloat16, torch.float16):
         raise ValueError(f"amp must be True, False, torch.bfloat16 or torch.float16, got {amp!r}")
+    if not isinstance(micro_batches, int) or isinstance(micro_batches, bool) or micro_batches < 1:
+        raise ValueError(f"micro_batches must be a positive int, got {micro_batches!r}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable as callback(step, history, model)")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -551,33 +593,45 @@ def fit(
             if n is not None:
                 samples += n
             batch = to_device(batch, dev, non_blocking=True)
-            with autocast():
-                out = loss_fn(net, batch)
-            if isinstance(out, tuple):
-                if len(out) != 2 or not isinstance(out[1], Mapping):
-                    raise TypeError("loss_fn must return a loss tensor or (loss, logs: dict)")
-                loss, logs = out
-            else:
-                loss, logs = out, {}
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise TypeError(
-                    f"loss_fn must return a scalar tensor, got {type(loss).__name__}"
-                    + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
-                )
-            if not loss.requires_grad:
-                raise ValueError("the loss does not require grad: is the model's output detached?")
-            loss = loss.reshape(())
-
             optimizer.zero_grad(set_to_none=True)
+            parts = split_batch(batch, micro_batches)
+            loss = None
+            logs: dict[str, Any] = {}
+            for index, (part, share) in enumerate(parts):
+                sync = (index == len(parts) - 1 or not isinstance(net, nn.parallel.DistributedDataParallel))
+                with (contextlib.nullcontext() if sync else net.no_sync()):
+                    with autocast():
+                        out = loss_fn(net, part)
+                    if isinstance(out, tuple):
+                        if len(out) != 2 or not isinstance(out[1], Mapping):
+                            raise TypeError("loss_fn must return a loss tensor or (loss, logs: dict)")
+                        part_loss, part_logs = out
+                    else:
+                        part_loss, part_logs = out, {}
+                    if not isinstance(part_loss, torch.Tensor) or part_loss.numel() != 1:
+                        raise TypeError(
+                            f"loss_fn must return a scalar tensor, got {type(part_loss).__name__}"
+                            + (f" of shape {tuple(part_loss.shape)}" if isinstance(part_loss, torch.Tensor) else "")
+                        )
+                    if not part_loss.requires_grad:
+                        raise ValueError("the loss does not require grad: is the model's output detached?")
+                    part_loss = part_loss.reshape(()) * share if len(parts) > 1 else part_loss.reshape(())
+                    if scaler is not None:
+                        scaler.scale(part_loss).backward()
+                    else:
+                        part_loss.backward()
+                loss = part_loss.detach() if loss is None else loss + part_loss.detach()
+                for k, v in part_logs.items():
+                    v = _scalar(v, f"log {k!r}")
+                    logs[k] = v * share if k not in logs else logs[k] + v * share
+
             if scaler is not None:
-                scaler.scale(loss).backward()
                 if grad_clip is not None:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(params, grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
             else:
-                loss.backward()
                 if grad_clip is not None:
                     nn.utils.clip_grad_norm_(params, grad_clip)
                 optimizer.step()

@@ -35,6 +35,8 @@ class NotebookDurations:
         if path.endswith(".ipynb"):
             self.seconds[path] += report.duration
             self.parts["notebooks, ci profile (nbval)"] += report.duration
+        elif path.endswith("test_colab_env.py"):
+            self.parts["launch copies in the Colab emulation (.ci/colab_env.py)"] += report.duration
         elif path.endswith("test_book_build.py"):
             self.parts["book build, book profile (bash .ci/book) and its checks"] += report.duration
         else:

@@ -76,6 +76,11 @@ def kpedu_dependencies() -> dict[str, str]:
     return parse_requirements([r.split(";", 1)[0] for r in lines])[0]
 
 
+# kpedu accepts ipywidgets 7.7.1 (Colab's), but Binder runs JupyterLab 4, whose widget
+# renderer (jupyterlab_widgets 3) needs ipywidgets 8.
+NARROWER = {"ipywidgets": ">=8"}
+
+
 def check_reader_packages(requirements: Path) -> None:
     """Raise AssertionError when the reader's requirements drift from kpedu's or add tools."""
     lines = requirement_lines(requirements)
@@ -84,7 +89,9 @@ def check_reader_packages(requirements: Path) -> None:
     assert deps, "kpedu's metadata lists no dependencies: is kpedu installed?"
     for name, spec in deps.items():
         assert name in reqs, f"binder/requirements.txt lacks kpedu's dependency {name}"
-        if name != "torch":
+        if name in NARROWER:  # a stricter range that Binder's JupyterLab needs
+            assert reqs[name] == NARROWER[name], f"{name}: binder says {reqs[name]!r}, expected {NARROWER[name]!r}"
+        elif name != "torch":
             assert reqs[name] == spec, f"{name}: binder says {reqs[name]!r}, pyproject.toml says {spec!r}"
     assert not any(line.startswith(("-e", ".")) for line in lines), \
         "installing the repository from requirements.txt defeats repo2docker's cached layer"

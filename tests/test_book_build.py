@@ -121,6 +121,40 @@ def test_site_loads_no_external_scripts(built_book):
         assert (html / "_static" / src).resolve().is_file(), f"{src} is not in the built site"
 
 
+def test_launch_buttons_open_the_launch_copies(built_book, tmp_path_factory):
+    """Every notebook page's Colab and Binder buttons open an existing launch copy, on the
+    branch and repository that _config.yml names (the copies are written here with the
+    command the publishing workflow runs)."""
+    from html import unescape
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    _, _, html, config, _ = built_book
+    out = tmp_path_factory.mktemp("launch")
+    proc = subprocess.run([sys.executable, "-m", "kpedu.editions", "launch", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    org_repo = urlparse(config["repository"]["url"]).path.strip("/")
+    branch = config["repository"]["branch"]
+    notebooks = [e for e in toc_entries(yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8")))
+                 if (ROOT / e).with_suffix(".ipynb").is_file()]
+    assert notebooks
+    for entry in notebooks:
+        page = (html / Path(entry).with_suffix(".html")).read_text(encoding="utf-8")
+        links = [unescape(h) for h in re.findall(r'href="([^"]+)"', page)]
+        colab = [h for h in links if h.startswith(config["launch_buttons"]["colab_url"])]
+        binder = [h for h in links if h.startswith(config["launch_buttons"]["binderhub_url"])]
+        assert len(colab) == 1 and len(binder) == 1, f"{entry}: launch links {colab + binder}"
+        m = re.fullmatch(rf"{re.escape(config['launch_buttons']['colab_url'])}/github/{re.escape(org_repo)}"
+                         rf"/blob/{re.escape(branch)}/(.+)", colab[0])
+        assert m, f"{entry}: Colab opens {colab[0]}"
+        b = urlparse(binder[0])
+        assert b.path == f"/v2/gh/{org_repo}/{branch}", f"{entry}: Binder opens {binder[0]}"
+        binder_path = unquote(parse_qs(b.query)["urlpath"][0]).split("/tree/", 1)[1]
+        for target in (unquote(m.group(1)), binder_path):
+            assert target == Path(entry).with_suffix(".ipynb").as_posix(), (entry, target)
+            assert (out / target).is_file(), f"{entry}: no launch copy at {target}"
+
+
 # --------------------------------------------------------- one bad notebook, every page
 def _notebook(*sources: str) -> dict:
     return {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Title"}] + [

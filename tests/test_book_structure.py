@@ -246,9 +246,16 @@ def output_problems(nb: dict) -> list[str]:
     return problems
 
 
+_RUNNERS = {"run", "call", "check_call", "check_output", "Popen", "system", "getoutput", "run_line_magic",
+            "run_cell_magic", "main", "__magic__"}
+
+
 def _is_install(node: ast.AST) -> bool:
     """A statement that runs pip install: ``%pip``/``!pip`` magics, subprocess, os.system."""
     if not isinstance(node, ast.Call):
+        return False
+    func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+    if func not in _RUNNERS:  # a message that tells the reader to pip install is not an install
         return False
     text = ast.unparse(node)
     return bool(re.search(r"\bpip\b", text) and re.search(r"\binstall\b", text))
@@ -533,3 +540,71 @@ def test_toc_checker_reports_missing_and_unlisted(tmp_path):
           "parts": [{"caption": "x", "chapters": [{"file": "book/orphan"}]}]}
     assert toc_problems(ok, [tmp_path / "book" / "intro.md", tmp_path / "book" / "orphan.ipynb"],
                         root=tmp_path) == []
+
+
+# ------------------------------------------------- words a reader cannot follow
+# The chapters were planned from study notes that readers never see: prose that points at
+# "the note" (or at a closing note of an issue) leaves the reader with nothing to look up.
+UNFOLLOWABLE = re.compile(r"(?i)\b(?:the|our|these|this|study)\s+notes?\b|\bnote's\b|\bnotes'|closing note|\bthe notes?\s+(?:says|writes|names)")
+
+
+def reader_text(path: Path) -> str:
+    """The Markdown a reader sees: Markdown cells of a notebook, or a .md page."""
+    if path.suffix == ".ipynb":
+        return "\n".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+    return path.read_text(encoding="utf-8")
+
+
+def unfollowable(text: str) -> list[str]:
+    return [text[max(0, m.start() - 40):m.end() + 20].replace("\n", " ") for m in UNFOLLOWABLE.finditer(text)]
+
+
+@pytest.mark.parametrize("path", sorted([*NOTEBOOKS, *(ROOT / "book").rglob("*.md")]),
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_prose_points_only_at_what_readers_have(path):
+    hits = unfollowable(reader_text(path))
+    assert not hits, f"{path.relative_to(ROOT)} points at a note the reader does not have: {hits}"
+
+
+@pytest.mark.parametrize("text", ["(eq. 4 of the note)", "the drawback the note names", "The note's training pair",
+                                  "in the chapter's closing note", "as the study notes say", "These notes show"])
+def test_unfollowable_words_are_caught(text):
+    assert unfollowable(text)
+
+
+def test_ordinary_uses_of_note_pass():
+    assert not unfollowable("as the paper itself notes: a warp; note that x > 0; a footnote; notebook")
+
+
+# ------------------------------------------------------------------ the glossary
+def glossary_rows() -> list[list[str]]:
+    rows = []
+    for line in (ROOT / "book" / "glossary.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 4 and cells[0] not in ("English", "---"):
+            rows.append(cells)
+    return rows
+
+
+def test_glossary_is_bilingual_complete_and_linked():
+    toc = toc_entries(yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8")))
+    assert "book/glossary" in toc
+    rows = glossary_rows()
+    assert len(rows) >= 60, f"{len(rows)} terms"
+    english = [r[0].lower() for r in rows]
+    assert len(set(english)) == len(english), "a term is listed twice"
+    for en, zh, definition, where in rows:
+        assert re.search(r"[\u4e00-\u9fff]", zh), f"{en}: no Chinese term"
+        assert len(definition.split()) >= 4, f"{en}: no definition"
+        m = re.fullmatch(r"\{doc\}`(?:[^<`]*<)?([^>`]+)>?`", where)
+        assert m, f"{en}: the last column must link the introducing section ({where!r})"
+        target = ROOT / "book" / m.group(1)
+        assert target.with_suffix(".ipynb").is_file() or target.with_suffix(".md").is_file(), f"{en}: {m.group(1)}"
+    for term in ("keypoint", "heatmap", "part affinity field (paf)", "soft-argmax", "equivariance",
+                 "thin-plate spline (tps)", "bipartite matching", "mean matching accuracy (mma)"):
+        assert term in english, term
+
+
+@pytest.mark.parametrize("index", sorted((ROOT / "book").glob("ch*/index.md")), ids=lambda p: p.parent.name)
+def test_every_chapter_links_the_glossary(index):
+    assert "{doc}`glossary <../glossary>`" in index.read_text(encoding="utf-8")

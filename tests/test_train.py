@@ -473,3 +473,49 @@ def test_fit_state_errors(tmp_path):
     torch.save({"steps": 5, "step": 2}, state)
     with pytest.raises(ValueError, match="not 3"):
         fit(model, data, _loss, steps=3, device="cpu", progress=False, state_path=state)
+
+
+# ------------------------------------------------------------------ micro-batches
+def test_split_batch_slices_samples_and_shares_the_rest():
+    batch = {"image": torch.arange(10.0).view(5, 2), "people": [torch.zeros(i, 3) for i in range(5)],
+             "index": torch.arange(5), "scale": 2.0, "table": torch.ones(3, 4)}
+    parts = train.split_batch(batch, 2)
+    assert [round(w, 2) for _, w in parts] == [0.4, 0.6]
+    assert torch.equal(torch.cat([p["image"] for p, _ in parts]), batch["image"])
+    assert [len(x) for p, _ in parts for x in p["people"]] == [0, 1, 2, 3, 4]
+    assert all(p["scale"] == 2.0 and p["table"] is batch["table"] for p, _ in parts)
+    x, y = torch.randn(4, 3), torch.randn(4)
+    halves = train.split_batch((x, y), 4)
+    assert len(halves) == 4 and all(len(p[0]) == 1 and len(p[1]) == 1 for p, _ in halves)
+    assert train.split_batch((x, y), 9)[-1][0][0].shape == (1, 3), "at most one part per sample"
+    assert train.split_batch(torch.tensor(3.0), 4) == [(torch.tensor(3.0), 1.0)] or \
+        len(train.split_batch(torch.tensor(3.0), 4)) == 1
+
+
+def test_micro_batches_give_the_whole_batch_gradient_with_smaller_forward_passes():
+    """A mean-over-samples loss: two steps with 4 micro-batches end where whole batches end."""
+    torch.manual_seed(0)
+    data = [(torch.randn(12, 6), torch.randn(12, 1)) for _ in range(2)]
+    start = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1))
+    ends, sizes = [], []
+    for micro in (1, 4):
+        model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1))
+        model.load_state_dict(start.state_dict())
+        seen = []
+        model.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
+        hist = fit(model, data, lambda m, b: (((m(b[0]) - b[1]) ** 2).mean(), {"n": float(len(b[0]))}), steps=2,
+                   lr=0.05, device="cpu", progress=False, log_every=1, micro_batches=micro)
+        ends.append([p.detach().clone() for p in model.parameters()])
+        sizes.append(seen)
+        if micro == 4:
+            assert hist.logs["n"] == [3.0, 3.0], "logs are averaged over the micro-batches by their share"
+    assert sizes == [[12, 12], [3] * 8]
+    for a, b in zip(*ends):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_micro_batches_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="micro_batches"):
+        fit(nn.Linear(2, 1), [torch.zeros(2, 2)], lambda m, b: m(b).sum(), steps=1, progress=False,
+            micro_batches=bad)

@@ -427,7 +427,8 @@ def openpose_batch_loss(model: OpenPoseNet, batch: dict):
 def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_size: int = 16, lr: float = 2e-3,
                    seed: int = 0, device=None, augment: bool = True, progress: bool = True,
                    callback: Callable | None = None, desc: str = "openpose", log_every: int | None = None,
-                   grad_clip: float | None = None, state_path=None, save_every: int = 100, amp=True):
+                   grad_clip: float | None = None, state_path=None, save_every: int = 100, amp=True,
+                   micro_batches: int = 1):
     """Train ``model`` in place: Adam with a one-cycle schedule (peak ``lr``), batches of
     :func:`scene_batches`, the masked L2 loss at every stage. Uses
     :func:`kpedu.train.fit` and returns its :class:`~kpedu.train.History`, with the
@@ -435,7 +436,10 @@ def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_s
     point, and a ``callback`` call, every ``log_every`` steps (default ``steps // 50``).
     ``state_path`` makes the run resumable (:func:`kpedu.train.fit`): the batches are
     deterministic given ``seed``, so an interrupted run continues exactly. ``amp`` goes to
-    :func:`~kpedu.train.fit` (``torch.bfloat16``: bfloat16 autocast on the CPU too)."""
+    :func:`~kpedu.train.fit` (``torch.bfloat16``: bfloat16 autocast on the CPU too), and
+    so does ``micro_batches``: each batch of ``batch_size`` scenes goes through the network
+    in that many parts with their gradients summed, one step per batch, for the memory of
+    one part (the batch-norm statistics then come from each part)."""
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps <= 0:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(scenes, SceneTensors):
@@ -453,7 +457,7 @@ def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_s
                optimizer=opt, scheduler=sched, device=device, grad_clip=grad_clip,
                log_every=max(1, steps // 50) if log_every is None else int(log_every),
                desc=desc, progress=progress, callback=callback, state_path=state_path, save_every=save_every,
-               amp=amp)
+               amp=amp, micro_batches=micro_batches)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -635,6 +639,9 @@ def predict(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsa
       with ``align_corners=False`` keeps the cell centres aligned: cell ``j`` of scale
       ``s`` lies at ``(8 j + 4) / s - 0.5`` input pixels. Larger scales help small people,
       smaller ones large people. Cost: the network runs ``(1 + flip) * sum(s^2)`` times.
+      An enlarged batch goes through the network in groups of about ``batch_size / s^2``
+      images, so memory stays that of ``batch_size`` images at the input size (at scale 2,
+      one batch of 16 256-pixel images would otherwise hold over 3 GB of activations).
     """
     images = _check_images(images)
     factor = _check_upsample(upsample)
@@ -659,7 +666,13 @@ def predict(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsa
                 size = (max(STRIDE, round(h * s / STRIDE) * STRIDE), max(STRIDE, round(w * s / STRIDE) * STRIDE))
                 xs = x if size == (h, w) else F.interpolate(x, size=size, mode="bilinear", align_corners=False,
                                                             antialias=size[0] < h)
-                p_s, c_s = _forward(model, xs, flip)
+                # enlarged images go through the network in smaller groups, so that every forward
+                # pass holds about as many pixels as batch_size images at the input size
+                group = max(1, int(len(xs) * h * w // (size[0] * size[1])))
+                parts = [_forward(model, xs[j:j + group], flip) for j in range(0, len(xs), group)]
+                p_s = [torch.cat([p[t] for p, _ in parts]) for t in range(len(parts[0][0]))]
+                c_s = [torch.cat([c[t] for _, c in parts]) for t in range(len(parts[0][1]))]
+                del parts
                 if size != (h, w):
                     p_s = [F.interpolate(m, size=grid, mode="bicubic", align_corners=False) for m in p_s]
                     c_s = [F.interpolate(m, size=grid, mode="bicubic", align_corners=False) for m in c_s]

@@ -669,3 +669,24 @@ def test_run_recipe_resumes_an_interrupted_cycle_exactly(scenes, monkeypatch, tm
     assert [row[0] for row in r["curve"]] == [row[0] for row in r_whole["curve"]] == [2, 4]
     for k, v in whole.state_dict().items():
         assert torch.allclose(v.float(), resumed.state_dict()[k].float(), atol=1e-6), k
+
+
+def test_enlarged_scales_go_through_the_network_in_smaller_groups(scenes):
+    """At scale s the batch is split into groups of about batch_size / s^2 images (the
+    memory of one batch at the input size), and the maps are the same as image by image."""
+    m = tiny_model()
+    seen = []
+    hook = m.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape)))
+    try:
+        heat, pafs = predict(m, scenes.images, batch_size=4, flip=True, scales=(1.0, 2.0))
+    finally:
+        hook.remove()
+    n, s = len(scenes.images), scenes.image_size
+    at_1 = [b for b in seen if b[-1] == s]
+    at_2 = [b for b in seen if b[-1] == 2 * s]
+    assert [b[0] for b in at_1] == [4, 4, 2, 2]                # two batches, each also mirrored
+    assert all(b[0] == 1 for b in at_2) and len(at_2) == 2 * n  # 4 / 2^2 = 1 image per pass
+    assert max(b[0] * b[-1] * b[-2] for b in seen) <= 4 * s * s
+    one_by_one = [predict(m, scenes.images[i:i + 1], batch_size=1, flip=True, scales=(1.0, 2.0)) for i in range(n)]
+    torch.testing.assert_close(heat, torch.cat([h for h, _ in one_by_one]), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(pafs, torch.cat([p for _, p in one_by_one]), atol=1e-5, rtol=1e-4)
