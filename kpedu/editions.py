@@ -434,9 +434,12 @@ def launch(out: Path, root: Path | None = None) -> list[Path]:
     version = project_version(root)
     config = _config(root)
     baseurl = config.get("html", {}).get("baseurl", "")
+    bib: dict = {}
+    for f in config.get("bibtex_bibfiles", []):
+        bib.update(read_bib(root / f))
     written = []
     for nb in _toc_notebooks(root):
-        copy_ = launch_notebook(nb, root, version)
+        copy_ = launch_notebook(nb, root, version, baseurl or None, bib)
         leftovers = [x for c in copy_["cells"] if c["cell_type"] == "markdown"
                      for x in myst_leftovers("".join(c["source"]))]
         if leftovers:
