@@ -1,6 +1,9 @@
 """Editions of the book's notebooks for the places readers run them.
 
-    python -m kpedu.editions launch OUT/      launch copies for Colab and Binder
+    python -m kpedu.editions launch OUT/        launch copies for Colab and Binder
+    python -m kpedu.editions student OUT/       the student edition (exercises to solve)
+    python -m kpedu.editions instructor OUT/    the instructor edition (an nbgrader course)
+    python -m kpedu.editions grade NB.ipynb     score one student notebook
 
 The notebooks in ``book/`` are written in MyST, which Jupyter Book renders: ``{doc}`` and
 ``{cite}`` roles, ``:::{admonition}`` directives, a ``{bibliography}``. Colab and plain
@@ -45,7 +48,8 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["install_cell", "is_install_cell", "launch_notebook", "launch", "myst_leftovers", "read_bib",
-           "cite_text", "project_version"]
+           "cite_text", "project_version", "course", "course_notebook", "clear_solution", "grade",
+           "prepare_submission", "read_notebook", "exercises_of", "reading_minutes", "EditionError"]
 
 INSTALL_MARKER = "# Setup: on Colab, install kpedu"
 
@@ -401,12 +405,23 @@ def _toc_notebooks(root: Path) -> list[Path]:
     return [root / (f + ".ipynb") for f in files if (root / (f + ".ipynb")).is_file()]
 
 
+def chapter_notebooks(root: Path | None = None) -> list[Path]:
+    """The notebooks of the book's chapters (``book/ch*/``), in reading order: the sections
+    that the course editions are made of."""
+    root = root or _root()
+    return [p for p in _toc_notebooks(root) if p.parent.parent == root / "book" and p.parent.name.startswith("ch")]
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 LAUNCH_README = """# kp-book launch copies (generated: do not edit)
@@ -414,7 +429,9 @@ LAUNCH_README = """# kp-book launch copies (generated: do not edit)
 This branch holds the notebooks of kp-book as Colab and Binder run them, generated from
 `main` by `python -m kpedu.editions launch OUT/` (kpedu {version}). MyST cross-references,
 citations and admonitions are rewritten as plain Markdown and HTML, and the setup cell
-installs kpedu {version}. Read the book at {baseurl}; edit it on the `main` branch.
+installs kpedu {version}. `student/` holds the student edition (exercises without
+solutions, self-checks that report), made by `python -m kpedu.editions student`. Read the
+book at {baseurl}; edit it on the `main` branch.
 """
 
 
@@ -453,25 +470,477 @@ def launch(out: Path, root: Path | None = None) -> list[Path]:
             shutil.rmtree(out / folder)
         shutil.copytree(root / folder, out / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-    shutil.copy2(root / "pyproject.toml", out / "pyproject.toml")
+    for name in ("pyproject.toml", "LICENSE", "LICENSE-TEXT.md"):  # the package's metadata and its licences
+        if (root / name).is_file():
+            shutil.copy2(root / name, out / name)
+    # the student edition beside the launch copies, so that a class can open it on Colab
+    if (out / "student").exists():
+        shutil.rmtree(out / "student")
+    course("student", out / "student", root)
     _write_atomic(out / "README.md", LAUNCH_README.format(version=version, baseurl=baseurl))
     _write_atomic(marker, f"launch {version}\n")
     return written
 
 
+# ---------------------------------------------------------------------------------------
+# course editions: student and instructor (nbgrader's format)
+
+BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"  # nbgrader's delimiters
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"      # nbgrader's default code stub
+TEXT_STUB = "YOUR ANSWER HERE"                                    # nbgrader's default text stub
+EDITIONS = ("launch", "student", "instructor")
+PRACTICE_LINES = ('\nos.environ.setdefault("KPEDU_EXERCISES", "practice")  '
+                  '# student edition: self-checks report, they never stop "Run all"')
+SECTION_TIMES = "book/section-times.json"
+
+
+class EditionError(ValueError):
+    """A bad input to an edition or to the grader; the command line prints it without a traceback."""
+
+
+def nbgrader_meta(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def is_answer_cell(cell: dict) -> bool:
+    """An nbgrader solution cell (code or written answer)."""
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_graded_cell(cell: dict) -> bool:
+    """An nbgrader graded cell: an autograded self-check, or a manually graded written answer."""
+    return bool(nbgrader_meta(cell).get("grade"))
+
+
+def clear_solution(cell: dict) -> bool:
+    """Replace the solution regions of a cell with nbgrader's stubs (in place), as
+    ``nbgrader generate_assignment`` does (its ``ClearSolutions``): code regions become
+    ``raise NotImplementedError()``, indented like the ``BEGIN SOLUTION`` line; text regions
+    become "YOUR ANSWER HERE"; a solution cell without regions is replaced as a whole.
+    Returns whether anything changed."""
+    source = "".join(cell.get("source", ""))
+    code = cell["cell_type"] == "code"
+    stub = (CODE_STUB if code else TEXT_STUB).split("\n")
+    lines, out, inside, replaced = source.split("\n"), [], False, False
+    for line in lines:
+        if BEGIN_SOLUTION in line:
+            if inside:
+                raise EditionError(f"nested {BEGIN_SOLUTION} in a cell:\n{source}")
+            inside = replaced = True
+            indent = re.match(r"\s*", line).group(0)
+            out.extend(indent + s for s in stub)
+        elif END_SOLUTION in line:
+            if not inside:
+                raise EditionError(f"{END_SOLUTION} without {BEGIN_SOLUTION} in a cell:\n{source}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise EditionError(f"no {END_SOLUTION} in a cell:\n{source}")
+    if replaced and not is_answer_cell(cell):
+        raise EditionError(f"a solution region outside a solution cell:\n{source}")
+    if is_answer_cell(cell) and not replaced:
+        out = stub
+    changed = replaced or is_answer_cell(cell)
+    cell["source"] = "\n".join(out).splitlines(keepends=True)
+    return changed
+
+
+def _unhide(cell: dict) -> None:
+    md = cell.setdefault("metadata", {})
+    md.pop("cellView", None)
+    if isinstance(md.get("jupyter"), dict):
+        md["jupyter"].pop("source_hidden", None)
+        if not md["jupyter"]:
+            md.pop("jupyter")
+
+
+def _words(text: str) -> int:
+    return len(re.findall(r"[A-Za-z0-9]+", text))
+
+
+def reading_minutes(nb: dict) -> int:
+    """An estimate of the reading time of a notebook: 200 words of prose and 10 lines of
+    code per minute (a careful reading, not a skim). Code that the book hides (plotting,
+    setup, solutions) is not counted."""
+    hidden = {"hide-input", "hide-cell", "remove-cell", "remove-input"}
+    prose = sum(_words("".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "markdown")
+    code = sum(len([ln for ln in "".join(c["source"]).split("\n") if ln.strip()])
+               for c in nb["cells"] if c["cell_type"] == "code"
+               and not hidden & set(c.get("metadata", {}).get("tags", [])))
+    return max(1, round(prose / 200 + code / 10))
+
+
+def section_times(root: Path | None = None) -> dict:
+    """The measured running times of every notebook (``book/section-times.json``, written by
+    ``python .ci/section_times.py`` from a book build's report); empty when absent."""
+    path = (root or _root()) / SECTION_TIMES
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def exercises_of(nb: dict) -> list[dict]:
+    """The graded items of a notebook: ``grade_id``, ``points``, kind (``auto``/``manual``), label."""
+    items = []
+    for cell in nb["cells"]:
+        src = "".join(cell.get("source", ""))
+        meta = nbgrader_meta(cell)
+        if meta.get("grade"):
+            auto = cell["cell_type"] == "code" and not meta.get("solution")
+            m = re.search(r'exercise\("([^"]+)"\)', src) if auto else None
+            items.append({"grade_id": meta.get("grade_id"), "points": float(meta.get("points", 0)),
+                          "kind": "auto" if auto else "manual",
+                          "label": m.group(1) if m else "written answers"})
+    written = [i for i in items if i["kind"] == "manual"]
+    if len(written) > 1:
+        for n, item in enumerate(written, 1):
+            item["label"] = f"written answers {n}"
+    return items
+
+
+def _header(kind: str, nb: dict, rel: str, version: str, times: dict) -> dict:
+    items = exercises_of(nb)
+    auto = sum(i["points"] for i in items if i["kind"] == "auto")
+    manual = sum(i["points"] for i in items if i["kind"] == "manual")
+    t = times.get("notebooks", {}).get(rel, {})
+    lines = [f"**{kind.capitalize()} edition** of kp-book (kpedu {version}), generated from `{rel}` by "
+             f"`python -m kpedu.editions {kind}`: do not edit the book's copy, edit its source."]
+    if kind == "student":
+        lines += ["",
+                  "Each exercise has an answer cell that raises `NotImplementedError` until you write its "
+                  "body, and a locked self-check cell after it. \"Run all\" runs the whole notebook: a "
+                  "self-check reports *not solved yet*, *not yet* (with the reason) or *passed*, and never "
+                  "stops the notebook or runs over your code. Written questions have a cell that says "
+                  f"{TEXT_STUB}: replace it with your answer."]
+    else:
+        lines += ["", "Solutions and answers are shown. The cells marked for nbgrader (answer cells, locked "
+                  "self-checks with points, written answers) are the assignment: `nbgrader generate_assignment` "
+                  "makes the student version from this folder (see the course's `README.md`)."]
+        when = []
+        when.append(f"reading about {reading_minutes(nb)} min")
+        if t.get("book_s") is not None:
+            when.append(f"running {t['book_s'] / 60:.1f} min in the `book` profile")
+        if t.get("ci_s") is not None:
+            when.append(f"{t['ci_s'] / 60:.1f} min in the `ci` profile")
+        machine = times.get("machine")
+        measured = (f" (measured on {times.get('measured')}, {times.get('how', '')}; the machine: {machine})"
+                    if machine and len(when) > 1 else "")
+        lines += ["", "Time for this section: " + ", ".join(when) + measured + "."]
+    if items:
+        pts = lambda x: f"{x:g} point" + ("" if x == 1 else "s")  # noqa: E731
+        lines += ["", f"Exercises: {pts(auto)} checked automatically"
+                  + (f", {pts(manual)} of written answers graded by hand" if manual else "") + "."]
+    return {"cell_type": "markdown", "id": f"kpedu-{kind}-edition", "metadata": {"kpedu_edition_header": True},
+            "source": "\n".join(lines).splitlines(keepends=True)}
+
+
+def course_notebook(path: Path, kind: str, root: Path | None = None, version: str | None = None,
+                    baseurl: str | None = None, bib: dict | None = None, times: dict | None = None) -> dict:
+    """The student or instructor edition of one notebook (a notebook dict).
+
+    Both start from the launch copy (plain Markdown, the pinned setup cell) and keep the
+    nbgrader metadata. The student edition clears every solution region with nbgrader's
+    stubs, shows the answer cells, locks the self-checks (``editable: false``), drops all
+    outputs, and switches the self-checks to ``practice`` mode in its setup cell. The
+    instructor edition shows the solutions and answers (with nbgrader's delimiters, from
+    which ``nbgrader generate_assignment`` makes the student version) and states the time
+    the section takes."""
+    if kind not in ("student", "instructor"):
+        raise EditionError(f"unknown edition {kind!r}: choose student or instructor")
+    root = root or _root()
+    version = version or project_version(root)
+    nb = launch_notebook(path, root, version, baseurl, bib)
+    rel = Path(path).resolve().relative_to(root).as_posix()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+        if is_answer_cell(cell):
+            _unhide(cell)
+            if kind == "student":
+                clear_solution(cell)
+            elif cell["cell_type"] == "markdown":  # the delimiters stay: nbgrader generates the assignment from them
+                cell["source"] = "".join(cell["source"]).replace("<details>", "<details open>") \
+                    .splitlines(keepends=True)
+        elif kind == "student" and any(BEGIN_SOLUTION in ln for ln in cell.get("source", [])):
+            raise EditionError(f"{rel}: a solution region outside a solution cell")
+        if kind == "student" and is_graded_cell(cell) and not is_answer_cell(cell):
+            cell.setdefault("metadata", {}).update(editable=False, deletable=False)
+        if kind == "student" and is_install_cell(cell):
+            cell["source"] = ("".join(cell["source"]) + PRACTICE_LINES).splitlines(keepends=True)
+    nb["cells"].insert(1 if nb["cells"] and nb["cells"][0]["cell_type"] == "markdown" else 0,
+                       _header(kind, nb, rel, version, times if times is not None else section_times(root)))
+    nb["metadata"]["kpedu_edition"] = {"edition": kind, "kpedu": version, "source": rel}
+    return nb
+
+
+def _prepare_out(out: Path, root: Path, kind: str, replace: bool) -> Path:
+    out = Path(out).resolve()
+    protected = [root / f for f in ("book", "kpedu", "binder", "tests", ".git")]
+    if out == root or any(out == s or s in out.parents for s in protected):
+        raise EditionError(f"refusing to write an edition over the sources ({out})")
+    if out.exists() and not out.is_dir():
+        raise EditionError(f"{out} is a file, not a folder (nothing was written)")
+    marker = out / ".kpedu-edition"
+    if out.is_dir() and any(out.iterdir()):
+        earlier = marker.read_text(encoding="utf-8").split()[0] if marker.is_file() else None
+        if not (replace and earlier == kind):
+            why = (f"it holds an earlier {earlier} edition: add --replace to rewrite it" if earlier == kind
+                   else "it is not empty: choose a new or empty folder")
+            raise EditionError(f"{out}: {why} (nothing was written)")
+        shutil.rmtree(out)
+    return out
+
+
+COURSE_README = """# kp-book, {kind} edition (kpedu {version})
+
+Generated by `python -m kpedu.editions {kind} OUT/` from the book's notebooks. Do not edit
+these copies: edit the sources in the repository's `book/` and generate them again.
+{more}"""
+
+INSTRUCTOR_MORE = """
+This folder is an nbgrader course: `source/<chapter>/` holds the assignments with
+solutions, answers and points.
+
+- Hand out: `nbgrader generate_assignment ch00-foundations` writes the student version to
+  `release/` (or hand out the student edition, `python -m kpedu.editions student OUT/`,
+  which is the same notebooks with the same cell ids).
+- Grade one notebook: `python -m kpedu.editions grade SUBMISSION.ipynb` prints a score
+  per exercise. Grade a class with nbgrader: collect the submissions into
+  `submitted/<student>/<chapter>/` and run `nbgrader autograde <chapter>`.
+  `nbgrader_config.py` sets `KPEDU_EXERCISES=grade`, so a self-check that fails raises
+  and scores 0 (in the student edition it only reports).
+"""
+
+NBGRADER_CONFIG = '''# nbgrader configuration of the kp-book course (generated by python -m kpedu.editions instructor)
+import os
+
+c = get_config()  # noqa: F821 - provided by nbgrader
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.source_directory = "source"
+# Self-checks raise when they fail while grading; in the student edition they only report.
+os.environ["KPEDU_EXERCISES"] = "grade"
+# Training cells take minutes on a CPU: allow them time, and use the fast profile.
+os.environ.setdefault("KPEDU_PROFILE", "ci")
+c.Execute.timeout = 1800
+'''
+
+
+def course(kind: str, out: Path, root: Path | None = None, replace: bool = False,
+           only: list[str] | None = None) -> list[Path]:
+    """Write the student or instructor edition of every notebook of the book into ``out``.
+
+    Student: ``OUT/<chapter>/<notebook>.ipynb``. Instructor: an nbgrader course,
+    ``OUT/source/<chapter>/<notebook>.ipynb`` with ``OUT/nbgrader_config.py``. ``only``
+    restricts the notebooks to those whose path (relative to the repository) contains one
+    of the given strings."""
+    if kind not in ("student", "instructor"):
+        raise EditionError(f"unknown edition {kind!r}: choose one of {', '.join(EDITIONS)}")
+    root = root or _root()
+    notebooks = chapter_notebooks(root)
+    if only:
+        notebooks = [p for p in notebooks if any(o in p.relative_to(root).as_posix() for o in only)]
+        if not notebooks:
+            raise EditionError(f"no notebook of the book matches {only}")
+    out = _prepare_out(out, root, kind, replace)
+    version = project_version(root)
+    config = _config(root)
+    bib: dict = {}
+    for f in config.get("bibtex_bibfiles", []):
+        bib.update(read_bib(root / f))
+    times = section_times(root)
+    written = []
+    for path in notebooks:
+        nb = course_notebook(path, kind, root, version, config.get("html", {}).get("baseurl"), bib, times)
+        rel = path.relative_to(root / "book")
+        target = out / ("source" if kind == "instructor" else "") / rel
+        _write_atomic(target, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        written.append(target)
+    _write_atomic(out / "README.md", COURSE_README.format(kind=kind, version=version,
+                                                          more=INSTRUCTOR_MORE if kind == "instructor" else ""))
+    if kind == "instructor":
+        _write_atomic(out / "nbgrader_config.py", NBGRADER_CONFIG)
+    _write_atomic(out / ".kpedu-edition", f"{kind} {version}\n")
+    return written
+
+
+# ---------------------------------------------------------------------------------------
+# grading
+
+def read_notebook(path: Path) -> dict:
+    """Read a notebook file, or raise :class:`EditionError` saying why it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise EditionError(f"{path}: no such file")
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EditionError(f"{path} is not a Jupyter notebook (not JSON: {exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or "nbformat" not in nb:
+        raise EditionError(f"{path} is not a Jupyter notebook (no cells or nbformat)")
+    if nb["nbformat"] < 4:
+        raise EditionError(f"{path} is a notebook of format {nb['nbformat']}: save it again in Jupyter (format 4)")
+    return nb
+
+
+def _graded_ids(nb: dict) -> dict[str, dict]:
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb["cells"]
+            if nbgrader_meta(c).get("grade_id") and (is_graded_cell(c) or is_answer_cell(c))}
+
+
+def _error_of(cell: dict) -> str | None:
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "error":
+            return f"{o.get('ename')}: {o.get('evalue')}".strip()
+    return None
+
+
+def prepare_submission(submission: dict, source: dict, name: str = "the submission") -> dict:
+    """The notebook the grader runs: the student's cells, with every locked self-check cell
+    replaced by the source's (so an edited check cannot pass), in the grading mode."""
+    meta = submission.get("metadata", {}).get("kpedu_edition")
+    sub_ids = _graded_ids(submission)
+    if not meta or not sub_ids:
+        raise EditionError(f"{name} has lost its kp-book metadata (no kpedu_edition, or no cells marked for "
+                           "grading): grade the student edition as the student saved it, made by "
+                           "`python -m kpedu.editions student OUT/`, in Jupyter (cell metadata must be kept)")
+    src_ids = _graded_ids(source)
+    src_rel = source.get("metadata", {}).get("kpedu_edition", {}).get("source")
+    if src_rel and meta.get("source") and src_rel != meta["source"]:
+        raise EditionError(f"{name} is a copy of {meta['source']}, not of {src_rel}: grade it against its own "
+                           "chapter")
+    missing = [g for g, c in src_ids.items() if is_graded_cell(c) and not is_answer_cell(c) and g not in sub_ids]
+    if missing or not set(sub_ids) <= set(src_ids):
+        raise EditionError(f"{name} does not match {meta.get('source')}: graded cells "
+                           f"{sorted(set(src_ids) ^ set(sub_ids))[:5]} differ (another chapter, or cells deleted)")
+    run = copy.deepcopy(submission)
+    for i, cell in enumerate(run["cells"]):
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid in src_ids and is_graded_cell(cell) and not is_answer_cell(cell):
+            original = copy.deepcopy(src_ids[gid])
+            original["outputs"], original["execution_count"] = [], None
+            run["cells"][i] = original
+        elif cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    return run
+
+
+def grade(path: Path, source: Path | None = None, root: Path | None = None, profile: str = "ci",
+          timeout: int = 1800, echo=print) -> dict:
+    """Grade one student notebook: run it in a fresh kernel with the original self-checks in
+    ``grade`` mode, and score every graded cell. Returns ``{"items": [...], "score": ...,
+    "auto_points": ..., "manual_points": ...}`` and prints a table with ``echo``."""
+    path = Path(path)
+    submission = read_notebook(path)
+    meta = submission.get("metadata", {}).get("kpedu_edition") or {}
+    if source is None:
+        if not meta.get("source"):
+            prepare_submission(submission, {"cells": [], "metadata": {}}, path.name)  # raises the message
+        root = root or _root()
+        source_path = root / meta["source"]
+        if not source_path.is_file():
+            raise EditionError(f"{path.name} was made from {meta['source']}, which is not in {root}: pass the "
+                               "source with --source")
+        reference = course_notebook(source_path, "instructor", root, meta.get("kpedu"), times={})
+    else:
+        reference = read_notebook(Path(source))
+        if "kpedu_edition" not in reference.get("metadata", {}):
+            reference.setdefault("metadata", {})["kpedu_edition"] = {}
+    run = prepare_submission(submission, reference, path.name)
+    try:
+        import nbclient
+        import nbformat
+    except ImportError as exc:  # pragma: no cover - installed with the book's requirements
+        raise EditionError(f"grading needs nbclient and nbformat ({exc}): pip install nbclient") from None
+    env_before = {k: os.environ.get(k) for k in ("KPEDU_EXERCISES", "KPEDU_PROFILE")}
+    os.environ["KPEDU_EXERCISES"] = "grade"
+    os.environ["KPEDU_PROFILE"] = profile
+    try:
+        node = nbformat.reads(json.dumps(run), as_version=4)
+        client = nbclient.NotebookClient(node, timeout=timeout, allow_errors=True, kernel_name="python3",
+                                         resources={"metadata": {"path": str(path.resolve().parent)}})
+        try:
+            client.execute()
+        except (nbclient.exceptions.DeadKernelError, nbclient.exceptions.CellTimeoutError) as exc:
+            raise EditionError(f"{path.name}: the notebook did not finish ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}); a cell may loop forever or "
+                               "use too much memory: run it in Jupyter to see which") from None
+        executed = json.loads(nbformat.writes(node))
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    items = []
+    labels = {i["grade_id"]: i for i in exercises_of(executed)}
+    for cell in executed["cells"]:
+        m = nbgrader_meta(cell)
+        if not m.get("grade"):
+            continue
+        info = labels[m["grade_id"]]
+        if info["kind"] == "manual":
+            items.append({**info, "score": None, "status": "to grade by hand"})
+            continue
+        error = _error_of(cell)
+        items.append({**info, "score": 0.0 if error else info["points"],
+                      "status": "passed" if not error else ("not solved" if "NotImplementedError" in error
+                                                            else "failed: " + error.splitlines()[0][:72])})
+    other = [(i, _error_of(c)) for i, c in enumerate(executed["cells"])
+             if c["cell_type"] == "code" and not is_graded_cell(c) and _error_of(c)]
+    auto = sum(i["points"] for i in items if i["kind"] == "auto")
+    score = sum(i["score"] for i in items if i["kind"] == "auto")
+    manual = sum(i["points"] for i in items if i["kind"] == "manual")
+    echo(f"{path.name}: a copy of {meta.get('source')}, run in the {profile} profile")
+    width = max([len(i["label"]) for i in items] + [8])
+    for i in items:
+        pts = "  -  " if i["score"] is None else f"{i['score']:g}/{i['points']:g}"
+        echo(f"  {i['label']:<{width}}  {pts:>6}  {i['status']}")
+    echo(f"  score: {score:g}/{auto:g} checked automatically"
+         + (f"; {manual:g} more points of written answers to grade by hand" if manual else ""))
+    for i, err in other:
+        echo(f"  note: cell {i} (not graded) raised {err.splitlines()[0][:120]}")
+    return {"items": items, "score": score, "auto_points": auto, "manual_points": manual,
+            "errors_elsewhere": other}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kpedu.editions", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{launch,student,instructor,grade}")
     p = sub.add_parser("launch", help="write the launch copies (Colab, Binder) into OUT")
     p.add_argument("out", type=Path)
-    args = parser.parse_args(argv)
-    if args.command == "launch":
-        try:
+    for kind, what in (("student", "exercises without solutions, self-checks that report"),
+                       ("instructor", "solutions, answers, times and an nbgrader course")):
+        p = sub.add_parser(kind, help=f"write the {kind} edition into OUT: {what}")
+        p.add_argument("out", type=Path)
+        p.add_argument("--replace", action="store_true", help=f"rewrite OUT when it holds an earlier {kind} edition")
+        p.add_argument("--only", nargs="+", metavar="PART",
+                       help="only the notebooks whose path contains PART (e.g. ch00-foundations)")
+    p = sub.add_parser("grade", help="run the graded self-checks of one student notebook and print its score")
+    p.add_argument("submission", type=Path)
+    p.add_argument("--source", type=Path, help="the instructor edition of the notebook (default: the book's)")
+    p.add_argument("--profile", default="ci", choices=("ci", "book", "paper"),
+                   help="KPEDU_PROFILE to run it in (default ci: fast)")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    prog = f"python -m kpedu.editions {args.command}"
+    try:
+        if args.command == "launch":
             written = launch(args.out)
-        except (ValueError, FileNotFoundError, KeyError) as exc:
-            print(f"python -m kpedu.editions launch: {exc}", file=sys.stderr)
-            return 2
-        print(f"{len(written)} launch copies (kpedu {project_version()}) written to {args.out}")
+            print(f"{len(written)} launch copies (kpedu {project_version()}) written to {args.out}")
+        elif args.command in ("student", "instructor"):
+            written = course(args.command, args.out, replace=args.replace, only=args.only)
+            print(f"{len(written)} notebooks of the {args.command} edition (kpedu {project_version()}) "
+                  f"written to {args.out}")
+        else:
+            result = grade(args.submission, args.source, profile=args.profile, timeout=args.timeout)
+            return 0 if result is not None else 1
+    except (EditionError, ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -198,6 +198,12 @@ def test_a_reader_build_survives_one_bad_notebook(tmp_path):
     assert "FAILED: bad.ipynb, cell 3 (code cell 2): answer = 41" in tail, tail
     assert "AssertionError: the answer is wrong" in tail
     assert "1 notebook(s) failed" in tail
+    if _load_bookbuild().default_jobs() > 1:
+        # both notebooks ran side by side before jupyter-book, which took the good one from the cache
+        # and ran the bad one again to report it
+        assert "[book] executing 2 notebook(s), 2 at a time" in output, _tail(output)
+        assert re.search(r"good\.ipynb: Using cached notebook", output), _tail(output)
+        assert re.search(r"bad\.ipynb: Executing notebook", output), _tail(output)
     report = json.loads((book / "_build" / "book-report.json").read_text(encoding="utf-8"))
     assert [(r["notebook"], r["status"]) for r in report["notebooks"]] == [("bad.ipynb", "FAILED"),
                                                                            ("good.ipynb", "executed")]
