@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from kpedu.files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "section-times.json"
@@ -58,14 +58,7 @@ def main(argv=None) -> int:
         data["machine"] = old.get("machine")
     if data["ci_machine"] is None:
         data["ci_machine"] = old.get("ci_machine")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".section-times.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=1, sort_keys=False) + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(out, json.dumps(data, indent=1, sort_keys=False) + "\n")
     print(f"wrote {out}: {len(data['notebooks'])} notebooks")
     return 0
 

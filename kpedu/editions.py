@@ -44,8 +44,9 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from kpedu.files import write_text_atomic as _write_atomic
 
 __all__ = ["install_cell", "is_install_cell", "launch_notebook", "launch", "myst_leftovers", "read_bib",
            "cite_text", "project_version", "course", "course_notebook", "clear_solution", "grade",
@@ -410,18 +411,6 @@ def chapter_notebooks(root: Path | None = None) -> list[Path]:
     that the course editions are made of."""
     root = root or _root()
     return [p for p in _toc_notebooks(root) if p.parent.parent == root / "book" and p.parent.name.startswith("ch")]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 LAUNCH_README = """# kp-book launch copies (generated: do not edit)
@@ -795,15 +784,19 @@ def _error_of(cell: dict) -> str | None:
     return None
 
 
+def _metadata_lost(name: str) -> EditionError:
+    return EditionError(f"{name} has lost its kp-book metadata (no kpedu_edition, or no cells marked for "
+                        "grading): grade the student edition as the student saved it, made by "
+                        "`python -m kpedu.editions student OUT/`, in Jupyter (cell metadata must be kept)")
+
+
 def prepare_submission(submission: dict, source: dict, name: str = "the submission") -> dict:
     """The notebook the grader runs: the student's cells, with every locked self-check cell
     replaced by the source's (so an edited check cannot pass), in the grading mode."""
     meta = submission.get("metadata", {}).get("kpedu_edition")
     sub_ids = _graded_ids(submission)
     if not meta or not sub_ids:
-        raise EditionError(f"{name} has lost its kp-book metadata (no kpedu_edition, or no cells marked for "
-                           "grading): grade the student edition as the student saved it, made by "
-                           "`python -m kpedu.editions student OUT/`, in Jupyter (cell metadata must be kept)")
+        raise _metadata_lost(name)
     src_ids = _graded_ids(source)
     src_rel = source.get("metadata", {}).get("kpedu_edition", {}).get("source")
     if src_rel and meta.get("source") and src_rel != meta["source"]:
@@ -834,8 +827,8 @@ def grade(path: Path, source: Path | None = None, root: Path | None = None, prof
     submission = read_notebook(path)
     meta = submission.get("metadata", {}).get("kpedu_edition") or {}
     if source is None:
-        if not meta.get("source"):
-            prepare_submission(submission, {"cells": [], "metadata": {}}, path.name)  # raises the message
+        if not meta.get("source") or not _graded_ids(submission):
+            raise _metadata_lost(path.name)
         root = root or _root()
         source_path = root / meta["source"]
         if not source_path.is_file():

@@ -37,7 +37,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from typing import Any
 import torch
 
 from . import __version__, runtime
+from .files import write_text_atomic
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -121,18 +121,8 @@ def read_registry() -> dict[str, dict[str, Any]]:
 
 
 def _write_registry(data: Mapping[str, Any]) -> None:
-    path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".registry.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(registry_path(), text)
 
 
 def sha256(path: str | os.PathLike[str]) -> str:
