@@ -10,14 +10,22 @@ input pixel coordinates to output pixel coordinates, ``p_out = A p_in`` (homogen
 Images are resampled with :func:`torch.nn.functional.grid_sample` using the inverse of
 ``A`` and ``align_corners=False``, which is exactly this pixel convention: the
 normalised coordinate ``-1`` is the left edge ``-0.5``.
+
+Arguments are checked where they come in (:mod:`kpedu.checks`): images are float in
+``[0, 1]`` or ``uint8`` (divided by 255), with any number of channels (a mask or heatmaps
+may be warped with the image); keypoints may hold NaN where they are not labelled (they
+stay NaN); angles, scales, translations and probabilities are finite numbers in range.
 """
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from . import checks
 
 __all__ = [
     "affine_matrix",
@@ -28,15 +36,41 @@ __all__ = [
 ]
 
 
-def _vec(x, b: int, name: str, device) -> torch.Tensor:
-    t = torch.as_tensor(x, dtype=torch.float32, device=device)
+def _values(x, name: str, allow_bool: bool = False) -> torch.Tensor:
+    """A number or one value per image, as a finite float32 tensor of 0 or 1 dimensions."""
+    t = checks.as_tensor(x, name, dtype=torch.float32, device="cpu" if not isinstance(x, torch.Tensor) else None,
+                         allow_bool=allow_bool)
+    if t.ndim > 1:
+        raise ValueError(f"{name} must be a number or have one value per image (B,), got shape {tuple(t.shape)}")
+    if t.device.type != "meta" and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got {t.tolist()}")
+    return t
+
+
+def _vec(x, b: int, name: str, device, allow_bool: bool = False) -> torch.Tensor:
+    t = _values(x, name, allow_bool)
+    if device is not None:
+        t = t.to(device)
     if t.ndim == 0:
         t = t.expand(b)
     if t.shape != (b,):
         raise ValueError(f"{name} must be a number or have shape ({b},), got {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or inf")
     return t
+
+
+def _float_dtype(x) -> torch.dtype:
+    """x's dtype if it is a float tensor, else float32."""
+    return x.dtype if isinstance(x, torch.Tensor) and x.dtype.is_floating_point else torch.float32
+
+
+def _matrices(matrices, name: str = "matrices", batch: int | None = None) -> torch.Tensor:
+    """``(B, 3, 3)`` finite float32 transforms."""
+    m = checks.as_tensor(matrices, name, dtype=torch.float32)
+    if m.ndim != 3 or tuple(m.shape[1:]) != (3, 3) or (batch is not None and m.shape[0] != batch):
+        raise ValueError(f"{name} must have shape ({'B' if batch is None else batch}, 3, 3), got {tuple(m.shape)}")
+    if m.device.type != "meta" and not bool(torch.isfinite(m).all()):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return m
 
 
 def affine_matrix(size: Sequence[int], rotation=0.0, scale=1.0, translate=None, flip=False,
@@ -49,21 +83,36 @@ def affine_matrix(size: Sequence[int], rotation=0.0, scale=1.0, translate=None, 
     image. The centre is ``((W - 1) / 2, (H - 1) / 2)``, so a flip maps ``x`` to
     ``W - 1 - x``, matching ``torch.flip(image, dims=[-1])``.
     """
-    h, w = (int(v) for v in size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size must be positive (H, W), got {size!r}")
+    h, w = checks.size(size, "size")
+    values = {"rotation": _values(rotation, "rotation"), "scale": _values(scale, "scale"),
+              "flip": _values(flip, "flip", allow_bool=True)}
+    tr = None
+    if translate is not None:
+        tr = checks.as_tensor(translate, "translate", dtype=torch.float32,
+                              device="cpu" if not isinstance(translate, torch.Tensor) else None)
+        if tr.shape[-1:] != (2,) or tr.ndim > 2:
+            raise ValueError(f"translate must be (dx, dy) or have shape (B, 2), got shape {tuple(tr.shape)}")
+        if tr.device.type != "meta" and not bool(torch.isfinite(tr).all()):
+            raise ValueError(f"translate must be finite, got {tr.tolist()}")
     if batch is None:
-        lens = [len(v) for v in (rotation, scale, flip) if hasattr(v, "__len__")]
-        if translate is not None and hasattr(translate, "__len__") and torch.as_tensor(translate).ndim == 2:
-            lens.append(len(translate))
+        lens = [len(v) for v in values.values() if v.ndim == 1]
+        if tr is not None and tr.ndim == 2:
+            lens.append(len(tr))
         batch = lens[0] if lens else 1
-    rot = _vec(rotation, batch, "rotation", device) * (math.pi / 180.0)
-    sc = _vec(scale, batch, "scale", device)
+    else:
+        batch = checks.integer(batch, "batch", minimum=1)
+    rot = _vec(values["rotation"], batch, "rotation", device) * (math.pi / 180.0)
+    sc = _vec(values["scale"], batch, "scale", device)
     if (sc <= 0).any():
-        raise ValueError("scale must be positive")
-    fl = _vec(torch.as_tensor(flip, dtype=torch.float32), batch, "flip", device) > 0.5
-    tr = torch.zeros(batch, 2, device=device) if translate is None else torch.as_tensor(
-        translate, dtype=torch.float32, device=device).expand(batch, 2)
+        raise ValueError(f"scale must be positive, got {sc.min().item()}")
+    fl = _vec(values["flip"], batch, "flip", device) > 0.5
+    if tr is None:
+        tr = torch.zeros(batch, 2, device=device)
+    else:
+        tr = tr.to(device)
+        if tr.ndim == 2 and tr.shape[0] != batch:
+            raise ValueError(f"translate must be (dx, dy) or have shape ({batch}, 2), got shape {tuple(tr.shape)}")
+        tr = tr.expand(batch, 2)
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     # screen coordinates have y down, so a counter-clockwise rotation on screen is -rot
     cos, sin = torch.cos(rot), torch.sin(rot)
@@ -79,22 +128,39 @@ def affine_matrix(size: Sequence[int], rotation=0.0, scale=1.0, translate=None, 
     return mirror @ a
 
 
+def _scale_range(scale) -> tuple[float, float]:
+    """``scale`` as ``(low, high)``: one number ``> 0`` or a pair with ``0 < low <= high``."""
+    if isinstance(scale, (tuple, list)) or (isinstance(scale, (torch.Tensor, np.ndarray)) and scale.ndim == 1):
+        if len(scale) != 2:
+            raise ValueError(f"scale must be a number or a range (low, high), got {len(scale)} values")
+        lo = checks.number(scale[0], "scale[0] (low)", minimum=0.0, min_open=True)
+        hi = checks.number(scale[1], "scale[1] (high)", minimum=0.0, min_open=True)
+        if lo > hi:
+            raise ValueError(f"scale range must satisfy 0 < low <= high, got {tuple(scale)!r}")
+        return lo, hi
+    s = checks.number(scale, "scale", minimum=0.0, min_open=True)
+    return s, s
+
+
 def random_affine(batch: int, size: Sequence[int], rotation: float = 30.0, scale=(0.75, 1.25),
                   translate: float = 0.0, flip_prob: float = 0.5, generator: torch.Generator | None = None,
                   device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Random transforms as in the Stacked Hourglass recipe: rotation uniform in
     ``[-rotation, rotation]`` degrees, scale uniform in ``scale``, translation uniform in
     ``[-translate, translate]`` times the image side, and a flip with probability
-    ``flip_prob``. Returns ``(matrices (B, 3, 3), flipped (B,) bool)``."""
-    if batch <= 0:
-        raise ValueError(f"batch must be positive, got {batch}")
-    if not 0.0 <= flip_prob <= 1.0:
-        raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
-    lo, hi = scale if isinstance(scale, (tuple, list)) else (scale, scale)
-    if not 0 < lo <= hi:
-        raise ValueError(f"scale range must satisfy 0 < low <= high, got {scale!r}")
+    ``flip_prob``. Returns ``(matrices (B, 3, 3), flipped (B,) bool)``.
+
+    ``rotation`` (degrees) and ``translate`` are finite numbers ``>= 0``, ``scale`` a number
+    ``> 0`` or a range ``(low, high)`` with ``0 < low <= high``, ``flip_prob`` in ``[0, 1]``."""
+    batch = checks.integer(batch, "batch", minimum=1)
+    h, w = checks.size(size, "size")
+    rotation = checks.number(rotation, "rotation", minimum=0.0)
+    translate = checks.number(translate, "translate", minimum=0.0)
+    flip_prob = checks.probability(flip_prob, "flip_prob")
+    lo, hi = _scale_range(scale)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {checks.describe(generator)}")
     r = torch.rand(batch, 4, generator=generator)
-    h, w = (int(v) for v in size)
     rot = (2 * r[:, 0] - 1) * rotation
     sc = lo + (hi - lo) * r[:, 1]
     tr = (2 * torch.rand(batch, 2, generator=generator) - 1) * translate * torch.tensor([w, h])
@@ -105,14 +171,19 @@ def random_affine(batch: int, size: Sequence[int], rotation: float = 30.0, scale
 def warp_images(images: torch.Tensor, matrices: torch.Tensor, out_size: Sequence[int] | None = None,
                 mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
     """Resample ``images (B, C, H, W)`` so that input pixel ``p`` lands at ``A p`` in an
-    output of ``out_size`` (default: the input size). Differentiable in the images."""
-    if images.ndim != 4:
-        raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
+    output of ``out_size`` (default: the input size). Differentiable in the images.
+
+    ``images`` are float in [0, 1] (a float tensor keeps its dtype) or ``uint8`` (divided
+    by 255), with any number of channels; ``matrices`` must be invertible."""
+    images = checks.image(images, "images", ndim=4, channels=None, dtype=_float_dtype(images))
     b, _, h, w = images.shape
-    if matrices.shape != (b, 3, 3):
-        raise ValueError(f"matrices must be ({b}, 3, 3), got {tuple(matrices.shape)}")
-    oh, ow = (h, w) if out_size is None else (int(out_size[0]), int(out_size[1]))
-    inv = torch.linalg.inv(matrices.to(images.device, torch.float32))
+    matrices = _matrices(matrices, "matrices", b)
+    oh, ow = (h, w) if out_size is None else checks.size(out_size, "out_size")
+    checks.choice(mode, "mode", ("bilinear", "nearest", "bicubic"))
+    checks.choice(padding_mode, "padding_mode", ("zeros", "border", "reflection"))
+    inv, info = torch.linalg.inv_ex(matrices.to(images.device))
+    if images.device.type != "meta" and (bool((info != 0).any()) or not bool(torch.isfinite(inv).all())):
+        raise ValueError("matrices must be invertible, got a singular transform")
     ys, xs = torch.meshgrid(torch.arange(oh, device=images.device, dtype=torch.float32),
                             torch.arange(ow, device=images.device, dtype=torch.float32), indexing="ij")
     pts = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, -1, 3)   # output pixel centres
@@ -124,8 +195,11 @@ def warp_images(images: torch.Tensor, matrices: torch.Tensor, out_size: Sequence
 
 
 def transform_points(points: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-    """Apply ``(B, 3, 3)`` transforms to points ``(B, ..., 2)``."""
-    if points.shape[-1] != 2 or points.shape[0] != matrices.shape[0]:
+    """Apply ``(B, 3, 3)`` transforms to points ``(B, ..., 2)`` (NaN stays NaN); returns
+    float32 points of the same shape."""
+    points = checks.points(points, "points", ndim=(2, 3, 4), shape_text="(B, ..., 2)")
+    matrices = _matrices(matrices, "matrices")
+    if points.shape[0] != matrices.shape[0]:
         raise ValueError(f"points (B, ..., 2) and matrices (B, 3, 3) must share B, got "
                          f"{tuple(points.shape)} and {tuple(matrices.shape)}")
     m = matrices.to(points.device, torch.float32)
@@ -143,14 +217,26 @@ def augment_batch(images: torch.Tensor, keypoints: torch.Tensor, visible: torch.
     with the keypoints' leading shape. Flipped samples have their keypoint types
     swapped with ``flip_permutation`` (a left wrist becomes a right wrist); keypoints
     that leave the image get visibility 0. Returns ``(images, keypoints, visible)``.
+
+    ``images`` may have any number of channels (a mask warped with the image);
+    ``keypoints`` may hold NaN where not labelled; ``visible`` keeps its dtype.
     """
+    images = checks.image(images, "images", ndim=4, channels=None, dtype=_float_dtype(images))
     b, _, h, w = images.shape
-    perm = torch.as_tensor(flip_permutation, dtype=torch.long, device=keypoints.device)
-    if keypoints.shape[-1] != 2 or keypoints.shape[0] != b or visible.shape != keypoints.shape[:-1]:
-        raise ValueError(f"keypoints (B, [N,] K, 2) and visible must match images; got {tuple(keypoints.shape)}, "
-                         f"{tuple(visible.shape)}")
-    if perm.shape != (keypoints.shape[-2],):
-        raise ValueError(f"flip_permutation must have {keypoints.shape[-2]} entries, got {tuple(perm.shape)}")
+    keypoints = checks.points(keypoints, "keypoints", ndim=(3, 4), shape_text="(B, K, 2) or (B, N, K, 2)")
+    if keypoints.shape[0] != b:
+        raise ValueError(f"keypoints must have one row per image ({b}), got shape {tuple(keypoints.shape)}")
+    checks.visibility(visible, "visible", keypoints.shape[:-1])
+    visible = torch.as_tensor(visible, device=keypoints.device)
+    perm = checks.as_array(flip_permutation, "flip_permutation", dtype=None).reshape(-1)
+    k = keypoints.shape[-2]
+    if perm.dtype.kind not in "iu":
+        raise TypeError(f"flip_permutation must hold integer indices, got dtype {perm.dtype}")
+    if perm.shape != (k,):
+        raise ValueError(f"flip_permutation must have {k} entries, got {perm.shape[0]}")
+    if sorted(perm.tolist()) != list(range(k)):
+        raise ValueError(f"flip_permutation must be a permutation of 0..{k - 1}, got {perm.tolist()}")
+    perm = torch.as_tensor(perm, dtype=torch.long, device=keypoints.device)
     mats, flipped = random_affine(b, (h, w), rotation, scale, translate, flip_prob, generator)
     mats, flipped = mats.to(images.device), flipped.to(keypoints.device)
     out_img = warp_images(images, mats)

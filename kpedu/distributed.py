@@ -220,14 +220,12 @@ def shard_indices(n: int, rank: int | None = None, world_size: int | None = None
     ``rank`` and ``world_size`` default to this process's values. For a
     ``DataLoader`` prefer ``torch.utils.data.DistributedSampler``.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    from . import checks
+
+    n = checks.integer(n, "n", minimum=0)
     rank = get_rank() if rank is None else rank
-    world_size = get_world_size() if world_size is None else world_size
-    if not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive int, got {world_size!r}")
-    if not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
+    world_size = checks.integer(get_world_size() if world_size is None else world_size, "world_size", minimum=1)
+    rank = checks.integer(rank, "rank", minimum=0, maximum=world_size - 1)
     return list(range(rank, n, world_size))
 
 

@@ -46,6 +46,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from kpedu.files import copy_file_atomic, copy_tree_atomic
 from kpedu.files import write_text_atomic as _write_atomic
 
 __all__ = ["install_cell", "is_install_cell", "launch_notebook", "launch", "myst_leftovers", "read_bib",
@@ -455,13 +456,11 @@ def launch(out: Path, root: Path | None = None) -> list[Path]:
         written.append(target)
     # Binder builds its environment from the branch alone: binder/, and kpedu to install.
     for folder in ("binder", "kpedu"):
-        if (out / folder).exists():
-            shutil.rmtree(out / folder)
-        shutil.copytree(root / folder, out / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        copy_tree_atomic(root / folder, out / folder,
+                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
     for name in ("pyproject.toml", "LICENSE", "LICENSE-TEXT.md"):  # the package's metadata and its licences
         if (root / name).is_file():
-            shutil.copy2(root / name, out / name)
+            copy_file_atomic(root / name, out / name)
     # the student edition beside the launch copies, so that a class can open it on Colab
     if (out / "student").exists():
         shutil.rmtree(out / "student")

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import hub
+from . import checks, hub
 from .codecs import GaussianHeatmapCodec
 from .metrics import pck
 
@@ -75,15 +75,18 @@ class PoseNet(nn.Module):
         width: channels of the first stage (stages use 1x, 2x, 4x, 4x).
         input_size: square input side, a multiple of 8.
 
-    ``forward(images)`` takes ``(B, 3, S, S)`` in [0, 1] and returns heatmaps
-    ``(B, K, S/2, S/2)`` or coordinates ``(B, K, 2)`` in image pixels.
+    ``forward(images)`` takes ``(B, 3, S, S)`` float in [0, 1] (or ``uint8``, divided by
+    255) on the model's device and returns heatmaps ``(B, K, S/2, S/2)`` or coordinates
+    ``(B, K, 2)`` in image pixels.
     """
 
     def __init__(self, num_keypoints: int = 17, head: str = "heatmap", width: int = 16, input_size: int = 64):
         super().__init__()
-        if head not in ("heatmap", "coords"):
-            raise ValueError(f"head must be 'heatmap' or 'coords', got {head!r}")
-        if input_size % 8 or input_size <= 0:
+        num_keypoints = checks.integer(num_keypoints, "num_keypoints", minimum=1)
+        checks.choice(head, "head", ("heatmap", "coords"))
+        width = checks.integer(width, "width", minimum=1)
+        input_size = checks.integer(input_size, "input_size", minimum=1)
+        if input_size % 8:
             raise ValueError(f"input_size must be a positive multiple of 8, got {input_size}")
         self.head_type, self.num_keypoints, self.input_size = head, num_keypoints, input_size
         w = width
@@ -103,8 +106,14 @@ class PoseNet(nn.Module):
             )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[-1] != self.input_size:
-            raise ValueError(f"expected images (B, 3, {self.input_size}, {self.input_size}), got {tuple(images.shape)}")
+        p = next(self.parameters())
+        if isinstance(images, torch.Tensor):
+            checks.same_device(images=images, model=p)
+        images = checks.image(images, "images", ndim=4, channels=3, dtype=p.dtype)
+        s = self.input_size
+        if images.shape[-2:] != (s, s):
+            raise ValueError(f"images must have shape (B, 3, {s}, {s}) (expected images of this model's input_size), "
+                             f"got shape {tuple(images.shape)}")
         x0 = self.stem(images)
         x1 = self.down1(x0)
         x2 = self.down2(x1)
@@ -145,8 +154,9 @@ def make_people(n: int, seed: int, image_size: int = 64, progress: bool = False,
     (:func:`kpedu.data.make_person`, e.g. ``distractors=1``)."""
     from .data import SyntheticPeople
 
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}")
+    n = checks.integer(n, "n", minimum=1)
+    seed = checks.integer(seed, "seed", minimum=0)
+    image_size = checks.integer(image_size, "image_size", minimum=16)  # SyntheticPeople's smallest
     ds = SyntheticPeople(n, image_size=image_size, mode="single", seed=seed, **kwargs)
     it = range(n)
     if progress:
@@ -165,35 +175,100 @@ def make_people(n: int, seed: int, image_size: int = 64, progress: bool = False,
                          torch.stack(heads).float(), torch.stack(areas).float())
 
 
+def _float_dtype(x) -> torch.dtype:
+    """x's dtype if it is a float tensor, else float32 (what a conversion should produce)."""
+    return x.dtype if isinstance(x, torch.Tensor) and x.dtype.is_floating_point else torch.float32
+
+
+def _model(model, name: str = "model") -> "PoseNet":
+    if not isinstance(model, PoseNet):
+        raise TypeError(f"{name} must be a PoseNet, got {checks.describe(model)}")
+    return model
+
+
+def _people(people, name: str) -> "PeopleTensors":
+    if not isinstance(people, PeopleTensors):
+        raise TypeError(f"{name} must be PeopleTensors (from make_people), got {checks.describe(people)}")
+    return people
+
+
 def flip_batch(batch: dict, skeleton=None) -> dict:
     """Mirror images left-right and relabel keypoints with the skeleton's flip pairs.
 
     An exact pixel flip (``torch.flip``, no resampling), the only augmentation this
     chapter's recipe uses; :func:`kpedu.augment.augment_batch` covers rotation, scaling
-    and translation as well."""
+    and translation as well.
+
+    ``batch`` is a dict with ``image`` ``(B, C, H, W)`` (float in [0, 1] or ``uint8``,
+    which becomes float), ``keypoints`` ``(B, K, 2)`` (NaN allowed where not labelled) and
+    ``visible`` ``(B, K)``, which keeps its dtype.
+    """
+    if not isinstance(batch, dict):
+        raise TypeError(f"batch must be a dict with 'image', 'keypoints' and 'visible', got {checks.describe(batch)}")
+    missing = [k for k in ("image", "keypoints", "visible") if k not in batch]
+    if missing:
+        raise ValueError(f"batch must have 'image', 'keypoints' and 'visible', missing {', '.join(map(repr, missing))}")
     if skeleton is None:
         from .data import COCO17 as skeleton
+    img = checks.image(batch["image"], "batch['image']", ndim=4, channels=None, dtype=_float_dtype(batch["image"]))
+    kp = checks.points(batch["keypoints"], "batch['keypoints']", ndim=3, dtype=_float_dtype(batch["keypoints"]))
+    vis = batch["visible"]
+    checks.visibility(vis, "batch['visible']", kp.shape[:2])
+    vis = torch.as_tensor(vis)
+    if kp.shape[0] != img.shape[0]:
+        raise ValueError(f"batch['keypoints'] must have one row per image ({img.shape[0]}), "
+                         f"got shape {tuple(kp.shape)}")
     perm = torch.as_tensor(np.asarray(skeleton.flip_permutation), dtype=torch.long)
-    img = batch["image"].flip(-1)
+    if perm.shape != (kp.shape[1],):
+        raise ValueError(f"skeleton has {len(perm)} keypoints but batch['keypoints'] has {kp.shape[1]}")
+    img = img.flip(-1)
     w = img.shape[-1]
-    kp = batch["keypoints"][:, perm].clone()
+    kp = kp[:, perm.to(kp.device)].clone()
     kp[..., 0] = (w - 1) - kp[..., 0]
-    return {**batch, "image": img, "keypoints": kp, "visible": batch["visible"][:, perm]}
+    return {**batch, "image": img, "keypoints": kp, "visible": vis[:, perm.to(vis.device)]}
 
 
 def heatmap_loss(pred: torch.Tensor, keypoints: torch.Tensor, visible: torch.Tensor,
                  codec: GaussianHeatmapCodec) -> torch.Tensor:
-    """Mean squared error to Gaussian targets, keypoints that are not labelled masked."""
-    target, weight = codec.encode(keypoints.detach().cpu(), visible.detach().cpu())
+    """Mean squared error to Gaussian targets, keypoints that are not labelled masked.
+
+    ``pred`` ``(B, K, h, w)`` at the codec's heatmap size; ``keypoints`` ``(B, K, 2)`` image
+    pixels (NaN allowed where not labelled) and ``visible`` ``(B, K)`` may be on any device
+    (the targets are drawn on the CPU and moved to ``pred``'s device)."""
+    if not isinstance(codec, GaussianHeatmapCodec):
+        raise TypeError(f"codec must be a GaussianHeatmapCodec, got {checks.describe(codec)}")
+    pred = checks.maps(pred, "pred", ndim=4, shape_text="(B, K, h, w)")
+    kp = checks.points(keypoints, "keypoints", ndim=3, device="cpu")
+    expected = (kp.shape[0], kp.shape[1], *codec.heatmap_size)
+    if tuple(pred.shape) != expected:
+        raise ValueError(f"pred must have shape (B, K, h, w) = {expected} (keypoints and the codec's heatmap size), "
+                         f"got shape {tuple(pred.shape)}")
+    vis = visible.detach().cpu() if isinstance(visible, torch.Tensor) else visible
+    target, weight = codec.encode(kp.detach(), vis)
     target, weight = target.to(pred.device), weight.to(pred.device)
     per_map = ((pred.float() - target) ** 2).mean(dim=(-2, -1))
     return (per_map * weight).sum() / weight.sum().clamp(min=1) * 1000.0
 
 
 def coords_loss(pred: torch.Tensor, keypoints: torch.Tensor, visible: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Mean squared error of normalised coordinates, keypoints that are not labelled masked."""
-    weight = (visible > 0).float()
-    d2 = (((pred.float() - keypoints) / image_size) ** 2).sum(-1)
+    """Mean squared error of normalised coordinates, keypoints that are not labelled masked.
+
+    ``pred`` and ``keypoints`` ``(B, K, 2)`` on one device (``keypoints`` may hold NaN where
+    not labelled), ``visible`` ``(B, K)``, ``image_size`` the side in pixels."""
+    if isinstance(pred, torch.Tensor) and isinstance(keypoints, torch.Tensor):
+        checks.same_device(pred=pred, keypoints=keypoints)
+    pred = checks.points(pred, "pred", ndim=3, allow_nan=False, dtype=torch.float32)
+    keypoints = checks.points(keypoints, "keypoints", ndim=3, device=pred.device)
+    if keypoints.shape != pred.shape:
+        raise ValueError(f"pred must have the shape of keypoints {tuple(keypoints.shape)}, "
+                         f"got shape {tuple(pred.shape)}")
+    vis = checks.visibility(visible, "visible", keypoints.shape[:2], device=pred.device)
+    image_size = checks.integer(image_size, "image_size", minimum=1)
+    if bool(torch.isnan(keypoints[vis]).any()):
+        raise ValueError("keypoints must not contain NaN at a keypoint marked visible")
+    weight = vis.float()
+    d2 = (((pred - keypoints) / image_size) ** 2).sum(-1)
+    d2 = torch.where(vis, d2, torch.zeros_like(d2))  # a NaN keypoint that is not labelled adds nothing
     return (d2 * weight).sum() / weight.sum().clamp(min=1)
 
 
@@ -203,6 +278,13 @@ def predict(model: PoseNet, images: torch.Tensor, batch_size: int = 128, return_
 
     With ``return_scores`` also returns ``(N, K)`` confidences: the heatmap peak values
     (the coordinate head has none and returns ones)."""
+    _model(model)
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    if isinstance(images, torch.Tensor) and images.device.type == "meta":
+        raise ValueError("images is on the meta device and holds no data; pass real images (moved to the model's "
+                         "device batch by batch)")
+    checks.image(images, "images", ndim=4, channels=3)  # float in [0, 1] or uint8, finite
+    images = torch.as_tensor(images)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -225,6 +307,8 @@ def predict(model: PoseNet, images: torch.Tensor, batch_size: int = 128, return_
 
 def evaluate(model: PoseNet, people: PeopleTensors) -> dict[str, float]:
     """PCK@0.1 and PCK@0.2 (torso) and PCKh@0.5 on ``people``."""
+    _model(model)
+    _people(people, "people")
     pred = predict(model, people.images)
     gt, vis = people.keypoints, people.visible
     return {
@@ -242,8 +326,12 @@ def train_posenet(model: PoseNet, train: PeopleTensors, steps: int, batch_size: 
     Uses :func:`kpedu.train.fit` (``callback`` is passed on); returns its
     :class:`~kpedu.train.History`.
     """
-    if steps <= 0 or batch_size <= 0:
-        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+    _model(model)
+    _people(train, "train")
+    steps = checks.integer(steps, "steps", minimum=1)
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    lr = checks.number(lr, "lr", minimum=0.0, min_open=True)
+    seed = checks.integer(seed, "seed", minimum=0)
     from .runtime import get_device
     from .train import fit, one_cycle
 
@@ -283,9 +371,11 @@ def run_recipe(model: PoseNet, profile=None, device=None, progress: bool = True,
     validation metrics and ``curve``: rows ``[step, pck@0.1, pck@0.2]`` measured on 200
     validation people at ``curve_points`` moments during training.
     """
-    from .runtime import Profile, get_profile
+    from .runtime import resolve_profile
 
-    prof = profile if isinstance(profile, Profile) else (Profile(profile) if profile else get_profile())
+    _model(model)
+    prof = resolve_profile(profile)
+    curve_points = checks.integer(curve_points, "curve_points", minimum=1)
     name = prof.name
     t0 = time.time()
     train = make_people(RECIPE["train_people"][name], RECIPE["train_seed"], RECIPE["image_size"], progress=progress)

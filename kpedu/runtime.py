@@ -149,8 +149,9 @@ def amp_dtype(device: torch.device | str) -> torch.dtype | None:
 
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and torch (all devices) so a notebook run is repeatable."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    from . import checks
+
+    seed = checks.integer(seed, "seed", minimum=0)
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))

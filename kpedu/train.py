@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -34,7 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__, runtime
+from . import __version__, checks, runtime
+from .files import atomic_open
 from . import distributed as kdist
 
 __all__ = [
@@ -242,8 +242,9 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, steps: int, pct_s
     ``torch.optim.lr_scheduler.OneCycleLR`` divides by zero when ``pct_start * steps``
     is exactly 1 (e.g. 10 steps at 10 %); the warm-up is then lengthened to 1.5 steps.
     """
-    if steps <= 0:
-        raise ValueError(f"steps must be positive, got {steps}")
+    steps = checks.integer(steps, "steps", minimum=1)
+    max_lr = checks.number(max_lr, "max_lr", minimum=0.0, min_open=True)
+    pct_start = checks.number(pct_start, "pct_start", minimum=0.0, maximum=1.0, min_open=True, max_open=True)
     if abs(pct_start * steps - 1.0) < 1e-9:
         pct_start = 1.5 / steps
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=pct_start)
@@ -416,27 +417,21 @@ def fit(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
         raise TypeError("loss_fn must be callable as loss_fn(model, batch)")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1:
-        raise ValueError(f"log_every must be a positive int, got {log_every!r}")
-    if optimizer is None and not (lr > 0):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}")
-    if grad_clip is not None and not (grad_clip > 0):
-        raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
+    steps = checks.integer(steps, "steps", minimum=1)
+    log_every = checks.integer(log_every, "log_every", minimum=1)
+    if optimizer is None:
+        lr = checks.number(lr, "lr", minimum=0.0, min_open=True)
+    weight_decay = checks.number(weight_decay, "weight_decay", minimum=0.0)
+    grad_clip = checks.optional_number(grad_clip, "grad_clip", minimum=0.0, min_open=True)
     if not isinstance(amp, bool) and amp not in (torch.bfloat16, torch.float16):
         raise ValueError(f"amp must be True, False, torch.bfloat16 or torch.float16, got {amp!r}")
-    if not isinstance(micro_batches, int) or isinstance(micro_batches, bool) or micro_batches < 1:
-        raise ValueError(f"micro_batches must be a positive int, got {micro_batches!r}")
+    micro_batches = checks.integer(micro_batches, "micro_batches", minimum=1)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable as callback(step, history, model)")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     if state_path is not None:
-        if not isinstance(save_every, int) or isinstance(save_every, bool) or save_every < 1:
-            raise ValueError(f"save_every must be a positive int, got {save_every!r}")
+        save_every = checks.integer(save_every, "save_every", minimum=1)
         if kdist.is_distributed():
             raise ValueError("state_path (resumable training) is not supported under DDP")
         state_path = Path(state_path)
@@ -542,9 +537,7 @@ def fit(
 
     first = 1
     if state_path is not None and state_path.exists():
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        if int(saved["steps"]) != steps:
-            raise ValueError(f"{state_path} is a run of {saved['steps']} steps, not {steps}: remove it to start over")
+        saved = _load_state(state_path, steps)
         base.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None and saved.get("scheduler") is not None:
@@ -579,10 +572,8 @@ def fit(
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
         }
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_path.with_name(state_path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, state_path)
+        with atomic_open(state_path, "wb") as fh:  # a crash while saving keeps the previous state
+            torch.save(state, fh)
 
     start = time.perf_counter()
     step = first - 1
@@ -770,6 +761,40 @@ def _checkpoint_safe(value: Any, where: str) -> Any:
     )
 
 
+_STATE_KEYS = ("step", "steps", "model", "optimizer", "history", "torch_rng")
+
+
+def _load_state(state_path: Path, steps: int) -> dict[str, Any]:
+    """Read the training state :func:`fit` resumes from, or raise :class:`CheckpointError`
+    naming the file and what to do (a damaged or foreign file is never half-used)."""
+    advice = f"delete {state_path} to start the run over (its steps are lost), or restore it from a copy"
+    try:
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, EOFError, RuntimeError on a truncated or foreign file
+        raise CheckpointError(f"the training state {state_path} is damaged or is not a kpedu training state "
+                              f"({type(exc).__name__}: {exc}); {advice}") from exc
+    if isinstance(saved, dict) and isinstance(saved.get("steps"), int) and saved["steps"] != steps:
+        raise ValueError(f"{state_path} is a run of {saved['steps']} steps, not {steps}: remove it to start over")
+    if not isinstance(saved, dict) or any(k not in saved for k in _STATE_KEYS):
+        missing = [k for k in _STATE_KEYS if not isinstance(saved, dict) or k not in saved]
+        raise CheckpointError(f"the training state {state_path} lacks {', '.join(missing)}: it was not written by "
+                              f"kpedu.train.fit; {advice}")
+    return saved
+
+
+def _check_map_location(map_location: Any) -> None:
+    """A CUDA ``map_location`` on a machine without CUDA is a usage error, not a corrupt file."""
+    if map_location is None or callable(map_location) or isinstance(map_location, dict):
+        return
+    try:
+        dev = torch.device(map_location)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"map_location must be a device such as 'cpu' or 'cuda', got {map_location!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"map_location={map_location!r} asks for CUDA, but CUDA is not available on this machine; "
+                         "load with map_location='cpu' (the default)")
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module | Mapping[str, torch.Tensor],
@@ -811,18 +836,8 @@ def save_checkpoint(
         "meta": _checkpoint_safe(dict(meta), "meta") if meta is not None else None,
         "kpedu_version": __version__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(payload, fh)
     return path
 
 
@@ -844,6 +859,7 @@ def load_checkpoint(
         raise FileNotFoundError(f"no checkpoint at {path}")
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
+    _check_map_location(map_location)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # UnpicklingError for unsafe globals, RuntimeError for junk
@@ -936,8 +952,21 @@ def load_or_train(
         reason = "profile 'full' reproduces checkpoints"
     elif ent is None:
         reason = f"{name!r} is not in the checkpoint registry"
+        warnings.warn(
+            f"{name}: no entry in the checkpoint registry {hub.registry_path()}; training instead. "
+            f"Register a checkpoint with `python -m kpedu.hub train {name}` if {name!r} is a recipe.",
+            CheckpointWarning,
+            stacklevel=2,
+        )
     elif not path.is_file():
         reason = f"checkpoint file {path.name} is missing"
+        warnings.warn(
+            f"{name}: the registry lists {path.name} but the file is missing from {path.parent}; training "
+            f"instead. Restore it (git checkout -- {path.name} in a clone) or regenerate it with "
+            f"`{ent.get('command') or f'python -m kpedu.hub train {name}'}`.",
+            CheckpointWarning,
+            stacklevel=2,
+        )
     else:
         digest = hub.sha256(path)
         if digest != ent.get("sha256"):
@@ -974,6 +1003,8 @@ def load_or_train(
                 )
             return model, info
 
+    if verbose:  # said before training starts, so a long cell explains itself
+        print(f"[kpedu] {name}: training from scratch under profile '{profile.name}' ({reason})", flush=True)
     t0 = time.perf_counter()
     result = train_fn(model)
     seconds = time.perf_counter() - t0
@@ -982,6 +1013,6 @@ def load_or_train(
     if verbose:
         print(
             f"[kpedu] {name}: trained from scratch under profile '{profile.name}' "
-            f"in {seconds:.1f} s ({reason})"
+            f"in {seconds:.1f} s"
         )
     return model, info

@@ -20,9 +20,25 @@ from typing import Any, Callable, Mapping, Sequence
 import matplotlib
 from matplotlib.figure import Figure
 
+from . import checks
+
 _CDN_LINK = re.compile(r"<link\b[^>]*\bhref=[\"'](?:https?:)?//[^>]*>\s*", re.IGNORECASE)
 
 __all__ = ["Explorer", "explore"]
+
+
+def _figsize(figsize) -> tuple[float, float]:
+    """``(width, height)`` in inches, two finite numbers > 0."""
+    if isinstance(figsize, (str, bytes)) or not hasattr(figsize, "__len__"):
+        raise TypeError(f"figsize must be a pair (width, height) in inches, got {checks.describe(figsize)}")
+    if len(figsize) != 2:
+        raise ValueError(f"figsize must be a pair (width, height) in inches, got {len(figsize)} values")
+    return (checks.number(figsize[0], "figsize[0] (width)", minimum=0.0, min_open=True),
+            checks.number(figsize[1], "figsize[1] (height)", minimum=0.0, min_open=True))
+
+
+def _fps(fps) -> float:
+    return checks.number(fps, "fps", minimum=0.0, min_open=True)
 
 
 def _fmt(v: Any) -> str:
@@ -62,8 +78,8 @@ class Explorer:
                 raise ValueError(f"default for unknown parameter {k!r}")
             self.defaults[k] = v
         self.draw = draw
-        self.figsize = figsize
-        self.dpi = dpi
+        self.figsize = _figsize(figsize)
+        self.dpi = checks.integer(dpi, "dpi", minimum=1)
 
     def figure(self, **params) -> Figure:
         """Draw one state into a new figure (not shown by pyplot)."""
@@ -100,6 +116,7 @@ class Explorer:
         """The static fallback: a scrubbable animation of the sweep as standalone HTML."""
         from matplotlib import animation
 
+        fps = _fps(fps)
         values = self.params[self.sweep]
         fig = Figure(figsize=self.figsize, dpi=self.dpi)
 
@@ -123,6 +140,7 @@ class Explorer:
 
     def show(self, live: bool = True, static: bool = True, fps: float = 2.0) -> None:
         """Display the live panel and/or the static sweep."""
+        fps = _fps(fps)
         from IPython.display import HTML, display
 
         if live:
@@ -139,6 +157,7 @@ def explore(draw: Callable[..., Any], params: Mapping[str, Sequence], sweep: str
             defaults: Mapping[str, Any] | None = None, figsize=(8.0, 3.0), live: bool = True,
             static: bool = True, fps: float = 2.0) -> Explorer:
     """Build an :class:`Explorer` and display it (live panel plus static sweep)."""
+    fps = _fps(fps)
     ex = Explorer(draw, params, sweep=sweep, defaults=defaults, figsize=figsize)
     ex.show(live=live, static=static, fps=fps)
     return ex

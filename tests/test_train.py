@@ -291,11 +291,22 @@ def test_load_or_train_trains_when_file_missing(registry):
     tmp, _ = registry
     (tmp / "lin.pt").unlink()
     calls = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a missing file is not a warning
+    with pytest.warns(train.CheckpointWarning, match="missing"):  # announced even with verbose=False
         _, info = load_or_train("lin", make_model(), _train_fn(calls), device="cpu", verbose=False)
     assert len(calls) == 1 and info["source"] == "trained" and info["result"] == {"trained": True}
     assert info["sha256"] is None and "missing" in info["reason"]
+
+
+def test_load_or_train_announces_training_before_it_starts(registry, capsys):
+    calls = []
+
+    def train_fn(model):
+        calls.append(capsys.readouterr().out)  # what the reader saw when training began
+        return None
+
+    with pytest.warns(train.CheckpointWarning, match="no entry in the checkpoint registry"):
+        load_or_train("not-registered", make_model(), train_fn, device="cpu")
+    assert "training from scratch" in calls[0] and "not in the checkpoint registry" in calls[0]
 
 
 def test_load_or_train_warns_and_trains_on_hash_mismatch(registry):
@@ -516,6 +527,102 @@ def test_micro_batches_give_the_whole_batch_gradient_with_smaller_forward_passes
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_micro_batches_must_be_a_positive_int(bad):
-    with pytest.raises(ValueError, match="micro_batches"):
+    with pytest.raises((TypeError, ValueError), match="micro_batches"):  # TypeError for True and "2"
         fit(nn.Linear(2, 1), [torch.zeros(2, 2)], lambda m, b: m(b).sum(), steps=1, progress=False,
             micro_batches=bad)
+
+
+# ------------------------------------------------------------------ damaged files (issue 20)
+def test_a_damaged_state_file_raises_checkpoint_error_naming_it(tmp_path):
+    import pytest
+
+    from kpedu.train import CheckpointError, fit
+
+    model, data = _resume_setup()
+    state = tmp_path / "s.pt"
+    def stop(step, history, m):
+        if step == 3:
+            raise _Interrupt()
+
+    with pytest.raises(_Interrupt):
+        fit(model, data, _loss, steps=4, device="cpu", progress=False, state_path=state, save_every=2, callback=stop, log_every=1)
+    good = state.read_bytes()
+    state.write_bytes(good[: len(good) // 2])            # truncated, as after a full disk
+    with pytest.raises(CheckpointError, match=r"s\.pt.*damaged.*delete"):
+        fit(model, data, _loss, steps=4, device="cpu", progress=False, state_path=state)
+    state.write_bytes(b"not a torch file at all")
+    with pytest.raises(CheckpointError, match="s.pt"):
+        fit(model, data, _loss, steps=4, device="cpu", progress=False, state_path=state)
+    torch.save({"steps": 4}, state)                        # a dict that is not a training state
+    with pytest.raises(CheckpointError, match="lacks step, model"):
+        fit(model, data, _loss, steps=4, device="cpu", progress=False, state_path=state)
+
+
+def test_a_failed_state_save_keeps_the_previous_state_and_the_run_resumes_exactly(tmp_path, monkeypatch):
+    """Fault injection: the state write dies half-way at step 4; the state of step 2 is intact,
+    and resuming from it ends with the same weights as an uninterrupted run."""
+    import pytest
+
+    from kpedu import train as tr
+
+    model_ref, data = _resume_setup()
+    tr.fit(model_ref, data, _loss, steps=6, device="cpu", progress=False)
+
+    model, data = _resume_setup()
+    state = tmp_path / "s.pt"
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def dying_save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:                                   # the save of step 4
+            f.write(b"half a state")
+            raise OSError("disk full")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(tr.torch, "save", dying_save)
+    with pytest.raises(OSError, match="disk full"):
+        tr.fit(model, data, _loss, steps=6, device="cpu", progress=False, state_path=state, save_every=2)
+    monkeypatch.setattr(tr.torch, "save", real_save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"], "no temporary file is left behind"
+    assert int(torch.load(state, weights_only=True)["step"]) == 2, "the state of step 2 is intact"
+
+    model2, data2 = _resume_setup()
+    tr.fit(model2, data2, _loss, steps=6, device="cpu", progress=False, state_path=state, save_every=2)
+    for a, b in zip(model_ref.state_dict().values(), model2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_failed_checkpoint_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    import pytest
+
+    from kpedu import train as tr
+
+    path = tmp_path / "m.pt"
+    tr.save_checkpoint(path, make_model(seed=1))
+    before = path.read_bytes()
+
+    def dying_save(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tr.torch, "save", dying_save)
+    with pytest.raises(OSError):
+        tr.save_checkpoint(path, make_model(seed=2))
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_map_location_cuda_without_cuda_is_a_usage_error_not_a_corrupt_file(tmp_path, monkeypatch):
+    import pytest
+
+    from kpedu import train as tr
+
+    path = tmp_path / "m.pt"
+    tr.save_checkpoint(path, make_model(seed=1))
+    monkeypatch.setattr(tr.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available.*map_location='cpu'"):
+        tr.load_checkpoint(path, map_location="cuda")
+    with pytest.raises(ValueError, match="map_location"):
+        tr.load_checkpoint(path, map_location="not-a-device")
+    state, _ = tr.load_checkpoint(path, map_location="cpu")
+    assert all(v.device.type == "cpu" for v in state.values())

@@ -7,6 +7,11 @@ Foundations chapter (``book/ch00-foundations``). Public names:
 - :func:`soft_argmax` heatmaps -> keypoints (differentiable expectation)
 - :func:`image_to_heatmap` / :func:`heatmap_to_image` coordinate maps at a stride
 - :class:`GaussianHeatmapCodec` the pair bundled for a model head
+
+Arguments are checked where they come in (:mod:`kpedu.checks`): coordinates ``(..., 2)``
+may be integers (converted to float, never truncated) and may hold NaN for a missing or
+unlabelled point, but not ``inf``, complex numbers, booleans or text; heatmaps are finite
+and non-empty; sizes, strides and sigmas are numbers in range, never text.
 """
 from .heatmap import (
     GaussianHeatmapCodec,

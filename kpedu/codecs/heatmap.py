@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .. import checks
+
 __all__ = [
     "encode_heatmaps",
     "decode_argmax",
@@ -33,26 +35,13 @@ ArrayLike = "np.ndarray | torch.Tensor | Sequence"
 
 
 def _size_hw(size: int | Sequence[int], name: str = "heatmap_size") -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        h = w = int(size)
-    else:
-        try:
-            h, w = (int(v) for v in size)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an int or a pair (H, W), got {size!r}") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"{name} must be positive, got (H, W) = ({h}, {w})")
-    return h, w
+    """``size`` as ``(H, W)``: one int (square) or a pair, each ``>= 1`` (:func:`kpedu.checks.size`)."""
+    return checks.size(size, name)
 
 
-def _as_tensor(x, name: str, dtype=torch.float32, device=None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=dtype, device=device if device is not None else x.device)
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be array-like of numbers, got {type(x).__name__}") from None
-    return torch.as_tensor(arr, dtype=dtype, device=device)
+def _maps(heatmaps, name: str = "heatmaps") -> torch.Tensor:
+    """Heatmaps ``(..., K, H, W)``: float, non-empty, finite (:func:`kpedu.checks.maps`)."""
+    return checks.maps(heatmaps, name, min_ndim=3, shape_text="(..., K, H, W)")
 
 
 def encode_heatmaps(
@@ -80,32 +69,20 @@ def encode_heatmaps(
 
     The Gaussian is separable, so a map costs ``O(H + W)`` exponentials, not ``O(HW)``.
     """
-    kp = _as_tensor(keypoints, "keypoints")
-    if kp.ndim not in (2, 3) or kp.shape[-1] != 2:
-        raise ValueError(f"keypoints must have shape (K, 2) or (N, K, 2), got {tuple(kp.shape)}")
+    kp = checks.points(keypoints, "keypoints", ndim=(2, 3))
     single = kp.ndim == 2
     if single:
         kp = kp[None]
     n, k, _ = kp.shape
-    if visible is None:
-        vis = torch.ones(n, k, dtype=torch.bool, device=kp.device)
-    else:
-        vis = _as_tensor(visible, "visible", device=kp.device)
-        if single:
-            vis = vis[None] if vis.ndim == 1 else vis
-        if tuple(vis.shape) != (n, k):
-            raise ValueError(
-                f"visible must have shape {(k,) if single else (n, k)} to match keypoints, "
-                f"got {tuple(vis.shape) if not single else tuple(vis.shape[1:])}"
-            )
-        vis = vis > 0
-    sigma_f = float(sigma)
-    if not np.isfinite(sigma_f) or sigma_f <= 0:
-        raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
+    if single and visible is not None and tuple(getattr(visible, "shape", ())) == (1, k):
+        visible = visible[0]  # one person's flags given as a batch of one
+    vis = checks.visibility(visible, "visible", (k,) if single else (n, k), device=kp.device)
+    vis = vis.reshape(n, k)
     h, w = _size_hw(heatmap_size)
-    drawn = kp[vis]
-    if drawn.numel() and not torch.isfinite(drawn).all():
-        raise ValueError("keypoints contain NaN or inf for a keypoint marked visible")
+    sigma_f = checks.number(sigma, "sigma", minimum=0.0, min_open=True)
+    if kp.device.type != "meta" and bool(torch.isnan(kp[vis]).any()):
+        raise ValueError("keypoints must not contain NaN at a keypoint marked visible "
+                         "(NaN is only allowed where visible is 0)")
     kp = torch.where(vis[..., None], kp, torch.zeros_like(kp))
     xs = torch.arange(w, dtype=torch.float32, device=kp.device)
     ys = torch.arange(h, dtype=torch.float32, device=kp.device)
@@ -114,18 +91,6 @@ def encode_heatmaps(
     maps = gy[..., :, None] * gx[..., None, :]
     maps = maps * vis[..., None, None]
     return maps[0] if single else maps
-
-
-def _check_heatmaps(heatmaps, name: str = "heatmaps") -> torch.Tensor:
-    if not isinstance(heatmaps, torch.Tensor):
-        heatmaps = _as_tensor(heatmaps, name)
-    if heatmaps.ndim < 3:
-        raise ValueError(f"{name} must have shape (..., K, H, W), got {tuple(heatmaps.shape)}")
-    if heatmaps.shape[-1] < 1 or heatmaps.shape[-2] < 1 or heatmaps.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(heatmaps.shape)}")
-    if torch.isnan(heatmaps).any():
-        raise ValueError(f"{name} contain NaN")
-    return heatmaps
 
 
 def decode_argmax(heatmaps, quarter_offset: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +109,7 @@ def decode_argmax(heatmaps, quarter_offset: bool = True) -> tuple[torch.Tensor, 
         ``(coords, scores)``: ``coords`` is ``(..., K, 2)`` float32 ``(x, y)`` in heatmap
         pixels, ``scores`` is ``(..., K)``, the maximum value of each map.
     """
-    hm = _check_heatmaps(heatmaps).detach().float()
+    hm = _maps(heatmaps).detach().float()
     *lead, h, w = hm.shape
     flat = hm.reshape(-1, h * w)
     scores, idx = flat.max(dim=1)
@@ -190,9 +155,9 @@ def soft_argmax(
         ``(..., K, 2)`` expected ``(x, y)`` positions (and the probabilities).
         A ``"sum"`` map with no positive mass gives the map centre.
     """
-    hm = _check_heatmaps(heatmaps)
-    if not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a positive finite number, got {beta!r}")
+    hm = _maps(heatmaps)
+    beta = checks.number(beta, "beta", minimum=0.0, min_open=True)
+    checks.choice(normalize, "normalize", ("softmax", "sum"))
     *lead, h, w = hm.shape
     flat = hm.reshape(*lead, h * w)
     if normalize == "softmax":
@@ -213,37 +178,55 @@ def soft_argmax(
     return (coords, probs) if return_probs else coords
 
 
+def _points_out(points) -> np.ndarray | torch.Tensor:
+    """A float copy of ``points`` ``(..., 2)`` to transform: tensors stay tensors (float
+    tensors keep their dtype, integer ones become float32), anything else becomes float64
+    numpy. NaN (a missing point) is kept; inf, complex, booleans and text are refused."""
+    if isinstance(points, torch.Tensor):
+        dtype = points.dtype if points.dtype.is_floating_point else None
+        out = checks.points(points, "points", ndim=(1, 2, 3, 4), dtype=dtype, shape_text="(..., 2)")
+        return out.clone()
+    return np.array(checks.points(points, "points", ndim=(1, 2, 3, 4), backend="numpy",
+                                  shape_text="(..., 2)"), dtype=np.float64)
+
+
 def image_to_heatmap(points, stride: float | Sequence[float]):
     """Map image pixel coordinates to heatmap coordinates at ``stride`` (notation page).
 
     With pixel centres at integers, pixel edges sit at half-integers, so the image edge
     ``-0.5`` maps to the heatmap edge ``-0.5``: ``x_h = (x + 0.5) / s - 0.5``.
-    ``stride`` is one number or ``(s_x, s_y)``. Works on numpy arrays and tensors.
+    ``stride`` is one number or ``(s_x, s_y)``, each ``> 0``. ``points`` are ``(..., 2)``
+    ``(x, y)`` (up to 4 dimensions), numpy or torch: a tensor gives a tensor (integers
+    become float32, float tensors keep their dtype), anything else a float64 array.
+    Integer coordinates are converted, never truncated; NaN (a missing point) stays NaN.
     """
     s = _stride_pair(stride)
-    out = points.clone() if isinstance(points, torch.Tensor) else np.array(points, dtype=np.float64)
+    out = _points_out(points)
     out[..., 0] = (out[..., 0] + 0.5) / s[0] - 0.5
     out[..., 1] = (out[..., 1] + 0.5) / s[1] - 0.5
     return out
 
 
 def heatmap_to_image(points, stride: float | Sequence[float]):
-    """Inverse of :func:`image_to_heatmap`: ``x = s (x_h + 0.5) - 0.5``."""
+    """Inverse of :func:`image_to_heatmap`: ``x = s (x_h + 0.5) - 0.5`` (same arguments)."""
     s = _stride_pair(stride)
-    out = points.clone() if isinstance(points, torch.Tensor) else np.array(points, dtype=np.float64)
+    out = _points_out(points)
     out[..., 0] = s[0] * (out[..., 0] + 0.5) - 0.5
     out[..., 1] = s[1] * (out[..., 1] + 0.5) - 0.5
     return out
 
 
 def _stride_pair(stride) -> tuple[float, float]:
-    if isinstance(stride, (int, float, np.integer, np.floating)):
-        sx = sy = float(stride)
-    else:
-        sx, sy = (float(v) for v in stride)
-    if not (sx > 0 and sy > 0 and np.isfinite(sx) and np.isfinite(sy)):
-        raise ValueError(f"stride must be positive, got {stride!r}")
-    return sx, sy
+    """``stride`` as ``(s_x, s_y)``: one number or a pair, each a finite number ``> 0``."""
+    pair = isinstance(stride, (list, tuple)) or (
+        isinstance(stride, (torch.Tensor, np.ndarray)) and stride.ndim == 1 and stride.shape[0] != 1)
+    if not pair:
+        s = checks.number(stride, "stride", minimum=0.0, min_open=True)
+        return s, s
+    if len(stride) != 2:
+        raise ValueError(f"stride must be a number or a pair (s_x, s_y), got {len(stride)} values")
+    return (checks.number(stride[0], "stride[0] (s_x)", minimum=0.0, min_open=True),
+            checks.number(stride[1], "stride[1] (s_y)", minimum=0.0, min_open=True))
 
 
 class GaussianHeatmapCodec:
@@ -264,11 +247,8 @@ class GaussianHeatmapCodec:
     def __init__(self, input_size, heatmap_size, sigma: float = 2.0, decoder: str = "argmax"):
         self.input_size = _size_hw(input_size, "input_size")
         self.heatmap_size = _size_hw(heatmap_size, "heatmap_size")
-        if decoder not in ("argmax", "argmax_plain", "soft"):
-            raise ValueError(f"decoder must be 'argmax', 'argmax_plain' or 'soft', got {decoder!r}")
-        if not (float(sigma) > 0):
-            raise ValueError(f"sigma must be positive, got {sigma!r}")
-        self.sigma = float(sigma)
+        checks.choice(decoder, "decoder", ("argmax", "argmax_plain", "soft"))
+        self.sigma = checks.number(sigma, "sigma", minimum=0.0, min_open=True)
         self.decoder = decoder
         self.stride = (
             self.input_size[1] / self.heatmap_size[1],
@@ -288,9 +268,9 @@ class GaussianHeatmapCodec:
         reaches the map (centre within 3 sigma of the map), else 0: use it to mask the
         loss of keypoints that cannot be seen.
         """
-        kp = _as_tensor(keypoints, "keypoints")
+        kp = checks.points(keypoints, "keypoints", ndim=(2, 3))
+        vis = checks.visibility(visible, "visible", kp.shape[:-1], device=kp.device)
         hm_kp = image_to_heatmap(kp, self.stride)
-        vis = torch.ones(kp.shape[:-1]) if visible is None else _as_tensor(visible, "visible")
         heatmaps = encode_heatmaps(hm_kp, vis, self.heatmap_size, self.sigma)
         h, w = self.heatmap_size
         r = 3 * self.sigma
@@ -298,14 +278,15 @@ class GaussianHeatmapCodec:
             (hm_kp[..., 0] > -0.5 - r) & (hm_kp[..., 0] < w - 0.5 + r)
             & (hm_kp[..., 1] > -0.5 - r) & (hm_kp[..., 1] < h - 0.5 + r)
         )
-        weights = ((vis > 0) & inside.nan_to_num(False)).float()
+        weights = (vis & inside).float()  # NaN coordinates compare False: not inside
         return heatmaps, weights
 
     def decode(self, heatmaps) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmaps ``(.., K, H, W)`` to image keypoints ``(.., K, 2)`` and scores."""
-        hm = _check_heatmaps(heatmaps)
+        hm = _maps(heatmaps)
         if tuple(hm.shape[-2:]) != self.heatmap_size:
-            raise ValueError(f"expected heatmaps of size {self.heatmap_size}, got {tuple(hm.shape[-2:])}")
+            raise ValueError(f"heatmaps must have the codec's size (H, W) = {self.heatmap_size}, "
+                             f"got shape {tuple(hm.shape)}")
         if self.decoder == "soft":
             coords = soft_argmax(hm, normalize="sum")
             scores = hm.detach().flatten(-2).max(-1).values

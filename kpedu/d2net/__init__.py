@@ -9,6 +9,11 @@ Dusmanu et al., CVPR 2019; chapter ``book/ch04-d2net``. Modules:
 * :mod:`~kpedu.d2net.matching`: features, mutual nearest neighbours, MMA evaluation;
 * :mod:`~kpedu.d2net.baselines`: SIFT and ORB from OpenCV;
 * :mod:`~kpedu.d2net.experiment`: the training recipe, evaluation and hub checkpoints.
+
+Arguments are checked where they enter (:mod:`kpedu.checks`): images are float in [0, 1]
+or uint8 (scaled by 1/255); thresholds, strides and margins must be finite; NaN in a
+feature map or a descriptor is an error, while a NaN keypoint is a missing prediction
+that never counts as a correct match or a repeated keypoint.
 """
 from .detection import descriptors, detection_maps, edge_mask, hard_detection, soft_detection_scores, soft_detection_terms
 from .loss import d2_loss, grid_correspondences, sample_cells

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import checks
 from .matching import Features
 
 __all__ = ["CLASSICAL_METHODS", "SIFT_OFFSET", "to_gray_uint8", "classical_features"]
@@ -48,36 +49,23 @@ def to_gray_uint8(image) -> np.ndarray:
 
     Accepted (numpy or torch): ``(H, W)`` grey; ``(3, H, W)`` RGB channels-first (the
     book's layout; a leading size 3 is always read as channels); ``(H, W, 3)`` RGB
-    channels-last (scikit-image's layout). Float images must lie in [0, 1]; uint8
-    images are in [0, 255]. Colour is reduced with the BT.601 luma weights
-    (0.299, 0.587, 0.114), as ``cv2.COLOR_RGB2GRAY``, and rounded.
+    channels-last (scikit-image's layout). Float images lie in [0, 1] (values a little
+    outside, as after photometric augmentation, are clipped); uint8 images are in
+    [0, 255]; any other dtype is rejected (:func:`kpedu.checks.image`). Colour is
+    reduced with the BT.601 luma weights (0.299, 0.587, 0.114), as
+    ``cv2.COLOR_RGB2GRAY``, and rounded.
     """
     if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
-    if not isinstance(image, np.ndarray):
+        image = image.detach().cpu()
+    elif not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array or a torch tensor, got {type(image).__name__}")
-    if image.dtype == bool or not np.issubdtype(image.dtype, np.number):
-        raise TypeError(f"image must hold numbers, got dtype {image.dtype}")
-    if image.ndim == 3:
-        if image.shape[0] == 3:
-            image = np.moveaxis(image, 0, -1)
-        elif image.shape[-1] != 3:
-            raise ValueError(f"a colour image must be (3, H, W) or (H, W, 3), got {image.shape}")
-    elif image.ndim != 2:
-        raise ValueError(f"image must be (H, W), (3, H, W) or (H, W, 3), got {image.shape}")
-    if min(image.shape[:2]) < 1:
-        raise ValueError(f"image is empty: {image.shape}")
-    if image.dtype == np.uint8:
-        x = image.astype(np.float64) / 255.0
-    elif np.issubdtype(image.dtype, np.floating):
-        x = image.astype(np.float64)
-        if not np.isfinite(x).all():
-            raise ValueError("image contains NaN or inf")
-        if x.min() < -1e-6 or x.max() > 1 + 1e-6:
-            raise ValueError(f"a float image must lie in [0, 1], got values in [{x.min():g}, {x.max():g}]"
-                             " (uint8 images in [0, 255] are accepted as uint8)")
-    else:
-        raise TypeError(f"image must be float in [0, 1] or uint8, got dtype {image.dtype}")
+    layouts = "(H, W), (3, H, W) or (H, W, 3)"
+    if image.ndim == 3 and image.shape[0] != 3 and image.shape[-1] != 3:
+        raise ValueError(f"image: a colour image must be (3, H, W) or (H, W, 3), got shape {tuple(image.shape)}")
+    # the one rule for images (kpedu.checks.image): float in [0, 1] or uint8 in [0, 255]
+    x = checks.image(image, "image", ndim=(2, 3), channels=None, shape_text=layouts, dtype=torch.float64).numpy()
+    if x.ndim == 3 and x.shape[0] == 3:
+        x = np.moveaxis(x, 0, -1)
     if x.ndim == 3:
         x = x @ _LUMA
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
@@ -119,8 +107,7 @@ def classical_features(image, method: str = "sift", max_features: int = 2048) ->
     if not isinstance(method, str) or method.lower() not in CLASSICAL_METHODS:
         raise ValueError(f"method must be one of {CLASSICAL_METHODS}, got {method!r}")
     method = method.lower()
-    if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) or max_features < 1:
-        raise ValueError(f"max_features must be a positive int, got {max_features!r}")
+    max_features = checks.integer(max_features, "max_features", minimum=1)
     gray = to_gray_uint8(image)
     if method == "sift":
         detector = cv2.SIFT_create(nfeatures=int(max_features))

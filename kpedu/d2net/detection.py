@@ -13,22 +13,38 @@ it accepts raw features.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .. import checks
 
 __all__ = ["detection_maps", "hard_detection", "soft_detection_terms", "soft_detection_scores", "edge_mask", "descriptors"]
 
 
-def _check(features: torch.Tensor) -> torch.Tensor:
-    if not isinstance(features, torch.Tensor):
-        raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
-    if features.dim() != 4:
-        raise ValueError(f"features must be (B, n, h, w), got shape {tuple(features.shape)}")
-    if features.shape[-1] < 1 or features.shape[-2] < 1 or features.shape[1] < 1:
-        raise ValueError(f"features must be non-empty, got shape {tuple(features.shape)}")
-    if not torch.is_floating_point(features):
-        raise TypeError(f"features must be floating point, got {features.dtype}")
-    return features
+def _check(features: torch.Tensor, name: str = "features") -> torch.Tensor:
+    """Feature maps ``(B, n, h, w)``: floating point (integers are a ``TypeError``: a
+    network's output is never integer), non-empty and finite (:func:`kpedu.checks.maps`)."""
+    if isinstance(features, torch.Tensor):
+        integral = not (features.is_floating_point() or features.is_complex()) and features.dtype != torch.bool
+    else:
+        integral = isinstance(features, np.ndarray) and features.dtype.kind in "iu"
+    if integral:
+        raise TypeError(f"{name} must be floating point, got {features.dtype}")
+    return checks.maps(features, name, ndim=4, shape_text="(B, n, h, w)")
+
+
+def _edge_threshold(edge_threshold) -> float:
+    return checks.number(edge_threshold, "edge_threshold", minimum=1, min_open=True)
+
+
+def _temperature(temperature) -> float | str | None:
+    """``None``, ``"max"`` or a finite number > 0."""
+    if isinstance(temperature, str):
+        if temperature != "max":
+            raise ValueError(f"temperature must be None, a positive number or 'max', got {temperature!r}")
+        return temperature
+    return checks.optional_number(temperature, "temperature", minimum=0, min_open=True)
 
 
 def detection_maps(features: torch.Tensor) -> torch.Tensor:
@@ -51,8 +67,12 @@ def edge_mask(maps: torch.Tensor, edge_threshold: float = 5.0) -> torch.Tensor:
     finite differences with a replicated border. Returns a boolean ``(B, n, h, w)``
     (``Det(H) <= 0`` is rejected too).
     """
-    if edge_threshold <= 1:
-        raise ValueError(f"edge_threshold must be > 1, got {edge_threshold}")
+    maps = _check(maps, "maps")
+    r = _edge_threshold(edge_threshold)
+    return _edge_mask(maps, r)
+
+
+def _edge_mask(maps: torch.Tensor, r: float) -> torch.Tensor:
     p = F.pad(maps, (1, 1, 1, 1), mode="replicate")
     c = p[..., 1:-1, 1:-1]
     dxx = p[..., 1:-1, 2:] - 2 * c + p[..., 1:-1, :-2]
@@ -60,7 +80,6 @@ def edge_mask(maps: torch.Tensor, edge_threshold: float = 5.0) -> torch.Tensor:
     dxy = 0.25 * (p[..., 2:, 2:] - p[..., 2:, :-2] - p[..., :-2, 2:] + p[..., :-2, :-2])
     det = dxx * dyy - dxy * dxy
     tr = dxx + dyy
-    r = float(edge_threshold)
     return (det > 0) & (tr * tr * r < (r + 1) ** 2 * det)
 
 
@@ -77,12 +96,14 @@ def hard_detection(features: torch.Tensor, edge_threshold: float | None = None) 
     reference code.
     """
     features = detection_maps(features)
+    if edge_threshold is not None:
+        edge_threshold = _edge_threshold(edge_threshold)
     local_max = features == F.max_pool2d(features, 3, stride=1, padding=1)
     best, k = features.max(dim=1, keepdim=True)
     depth_max = features == best
     det = local_max & depth_max
     if edge_threshold is not None:
-        det = det & edge_mask(features, edge_threshold)
+        det = det & _edge_mask(features, edge_threshold)
     # the winning channel k (first of equal maxima) decides
     det = det.gather(1, k)[:, 0]
     return det & (best[:, 0] > 0)
@@ -117,16 +138,12 @@ def soft_detection_terms(features: torch.Tensor, temperature: float | str | None
     by that number.
     """
     features = detection_maps(features)
+    temperature = _temperature(temperature)
+    eps = checks.number(eps, "eps", minimum=0, min_open=True)
     if isinstance(temperature, str):
-        if temperature != "max":
-            raise ValueError(f"temperature must be None, a positive number or 'max', got {temperature!r}")
         t = features.flatten(1).amax(dim=1).clamp_min(eps).view(-1, 1, 1, 1)
-    elif temperature is None:
-        t = None
     else:
-        if not float(temperature) > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
-        t = float(temperature)
+        t = temperature
     d = features if t is None else features / t
     padded = F.pad(d, (1, 1, 1, 1), value=0.0)
     m = F.max_pool2d(padded, 3, stride=1)  # window maximum (>= 0: the padding counts)

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .. import hub
+from .. import checks, hub
 from ..data.pairs import HELDOUT_PHOTOS, PairBatches, PairSet, make_pairs
 from ..data.stereo import stereo_errors, stereo_motorcycle
 from ..runtime import resolve_profile
@@ -40,7 +40,7 @@ from ..train import fit
 from .baselines import classical_features
 from .extract import MULTI_SCALE, SINGLE_SCALE, extract
 from .loss import d2_loss
-from .matching import Features, evaluate_matching, match
+from .matching import Features, _thresholds, evaluate_matching, match
 from .model import D2Net
 
 __all__ = [
@@ -81,7 +81,8 @@ def make_model(width: float | None = None) -> D2Net:
 
 def negative_pool_at(step: int) -> int | None:
     """Size of the random pool searched for the hardest negative at ``step`` (``None``: all cells)."""
-    pool = RECIPE["pool_start"] * 2 ** (int(step) // RECIPE["pool_doubling"])
+    step = checks.integer(step, "step", minimum=0)
+    pool = RECIPE["pool_start"] * 2 ** (step // RECIPE["pool_doubling"])
     cells = (RECIPE["size"] // 4) ** 2
     return None if pool >= cells else int(pool)
 
@@ -100,6 +101,10 @@ def d2_loss_fn(model: D2Net, batch: dict) -> tuple[torch.Tensor, dict]:
 def train_d2net(model: D2Net, steps: int, seed: int = 0, device=None, progress: bool = True, callback=None,
                 log_every: int = 10, state_path=None, save_every: int = 100):
     """Train ``model`` in place for ``steps`` steps with the recipe; returns the :class:`kpedu.train.History`."""
+    steps = checks.integer(steps, "steps", minimum=1)
+    seed = checks.integer(seed, "seed", minimum=0)
+    log_every = checks.integer(log_every, "log_every", minimum=1)
+    save_every = checks.integer(save_every, "save_every", minimum=1)
     src = PairBatches(RECIPE["batch"], RECIPE["size"], seed=seed)
     sched = lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))  # noqa: E731
     return fit(model, src, d2_loss_fn, steps=steps, lr=RECIPE["lr"], scheduler=sched, device=device, progress=progress,
@@ -109,10 +114,13 @@ def train_d2net(model: D2Net, steps: int, seed: int = 0, device=None, progress: 
 def evaluation_sets(profile=None, n: int | None = None, size: int | None = None, seed: int | None = None
                     ) -> dict[str, PairSet]:
     """The held-out ``viewpoint`` and ``illumination`` pair sets (photos never used in training)."""
+    n = None if n is None else checks.integer(n, "n", minimum=1)
+    size = None if size is None else checks.integer(size, "size", minimum=8)
+    seed = None if seed is None else checks.integer(seed, "seed", minimum=0)
     name = resolve_profile(profile).name
-    n = RECIPE["eval_pairs"][name] if n is None else int(n)
-    size = RECIPE["eval_size"] if size is None else int(size)
-    seed = RECIPE["eval_seed"] if seed is None else int(seed)
+    n = RECIPE["eval_pairs"][name] if n is None else n
+    size = RECIPE["eval_size"] if size is None else size
+    seed = RECIPE["eval_seed"] if seed is None else seed
     return {kind: make_pairs(n, kind, size, seed + k, photos=HELDOUT_PHOTOS)
             for k, kind in enumerate(("viewpoint", "illumination"))}
 
@@ -124,17 +132,35 @@ def features_for(method: str, image: torch.Tensor, model: D2Net | None = None, m
     At most ``max_keypoints`` per image, the strongest by each method's own score
     (``"recipe"``: ``RECIPE["max_keypoints"]``, the same budget for every method, like the
     "top K" variant of the HPatches matching benchmark; ``None``: all detections, and
-    2,048 for SIFT and ORB).
+    2,048 for SIFT and ORB). ``image`` is float in [0, 1] or uint8 (:func:`kpedu.checks.image`).
     """
-    k = RECIPE["max_keypoints"] if max_keypoints == "recipe" else max_keypoints
+    method = checks.choice(method, "method", METHODS)
+    k = _max_keypoints(max_keypoints)
     if method in ("d2net", "d2net-ms"):
         if model is None:
             raise ValueError(f"method {method!r} needs a model")
         return extract(model, image, MULTI_SCALE if method == "d2net-ms" else SINGLE_SCALE, max_keypoints=k,
                        edge_threshold=RECIPE["edge_threshold"])
-    if method in ("sift", "orb"):
-        return classical_features(image, method, max_features=2048 if k is None else int(k))
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return classical_features(image, method, max_features=2048 if k is None else k)
+
+
+def _max_keypoints(max_keypoints) -> int | None:
+    """``"recipe"`` (the recipe's budget), ``None`` (all) or an integer >= 1."""
+    if isinstance(max_keypoints, str):
+        if max_keypoints != "recipe":
+            raise ValueError(f"max_keypoints must be 'recipe', None or an integer >= 1, got {max_keypoints!r}")
+        return RECIPE["max_keypoints"]
+    return None if max_keypoints is None else checks.integer(max_keypoints, "max_keypoints", minimum=1)
+
+
+def _methods(methods) -> list[str]:
+    """A non-empty sequence of :data:`METHODS`."""
+    if isinstance(methods, (str, bytes)) or not hasattr(methods, "__iter__"):
+        raise TypeError(f"methods must be a sequence of method names such as ('sift',), got {checks.describe(methods)}")
+    methods = [checks.choice(m, "methods", METHODS) for m in methods]
+    if not methods:
+        raise ValueError("methods must name at least one method")
+    return methods
 
 
 def evaluate(model: D2Net | None, sets: dict[str, PairSet], methods: Sequence[str] = METHODS,
@@ -144,6 +170,8 @@ def evaluate(model: D2Net | None, sets: dict[str, PairSet], methods: Sequence[st
     Returns ``{kind: {method: {"mma": [10 floats], "n_features", "n_matches", "per_pair"}}}``.
     ``max_keypoints`` is passed to :func:`features_for`.
     """
+    methods = _methods(methods)
+    _max_keypoints(max_keypoints)
     out: dict[str, dict[str, Any]] = {}
     for kind, ps in sets.items():
         out[kind] = {}
@@ -176,13 +204,16 @@ def stereo_check(model: D2Net | None, methods: Sequence[str] = METHODS, scale: f
     ``accuracy`` (fraction of the checked matches within each threshold of the true
     position ``(x - d, y)``).
     """
+    methods = _methods(methods)
+    scale = checks.number(scale, "scale", minimum=0, min_open=True)
+    thresholds = _thresholds(thresholds).tolist()
     left, right, disp = stereo_motorcycle(scale)
     out = {}
     for method in methods:
         fl, fr = features_for(method, left, model), features_for(method, right, model)
         m = match(fl, fr)
         err = stereo_errors(fl.keypoints, fr.keypoints, m, disp)
-        ok = np.isfinite(err)
+        ok = ~np.isnan(err)  # NaN: no ground truth there; inf: a missing keypoint, which counts as a miss
         e = err[ok]
         out[method] = {"n_features": round((len(fl) + len(fr)) / 2, 1), "n_matches": int(len(m)),
                        "n_checked": int(ok.sum()),
@@ -203,9 +234,11 @@ def run_recipe(model: D2Net, profile=None, device=None, progress: bool = True, s
     positive distance, mean hardest-negative distance, fraction of positives that beat
     it]`` at every log point), ``loss``, ``steps``, ``eval_pairs`` and ``train_seconds``.
     """
+    steps = None if steps is None else checks.integer(steps, "steps", minimum=1)
+    seed = checks.integer(seed, "seed", minimum=0)
     name = resolve_profile(profile).name
     t0 = time.time()
-    steps = RECIPE["steps"][name] if steps is None else int(steps)
+    steps = RECIPE["steps"][name] if steps is None else steps
     if sets is None:
         sets = evaluation_sets(name)
     probe = {k: PairSet(v.image1[:RECIPE["curve_pairs"]], v.image2[:RECIPE["curve_pairs"]],
@@ -315,12 +348,14 @@ def extraction_cost(method: str, size: int = 512, width: float | None = None, re
     computes without them. ``method`` is one of :data:`METHODS`;
     ``width`` sets the D2-Net configuration (the recipe's by default; 1.0 is the paper's).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if size < 32 or size % 8:
+    method = checks.choice(method, "method", METHODS)
+    size = checks.integer(size, "size", minimum=32)
+    if size % 8:
         raise ValueError(f"size must be a multiple of 8 and >= 32, got {size}")
-    code = _COST_SCRIPT.format(threads=int(threads), size=int(size), method=method,
-                               width=RECIPE["width"] if width is None else float(width), repeats=int(repeats))
+    width = RECIPE["width"] if width is None else checks.number(width, "width", minimum=0, maximum=4, min_open=True)
+    repeats = checks.integer(repeats, "repeats", minimum=1)
+    threads = checks.integer(threads, "threads", minimum=1)
+    code = _COST_SCRIPT.format(threads=threads, size=size, method=method, width=width, repeats=repeats)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 

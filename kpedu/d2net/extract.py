@@ -23,9 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .detection import hard_detection
+from .. import checks
+from .detection import _check as _feature_maps
+from .detection import _edge_threshold, hard_detection
 from .matching import Features
-from .model import D2Net
+from .model import D2Net, _float_dtype
 
 __all__ = ["extract", "resize_image", "refine_positions", "pyramid_detections", "SINGLE_SCALE", "MULTI_SCALE"]
 
@@ -38,7 +40,16 @@ def resize_image(image: torch.Tensor, scale: float, multiple: int = 8) -> torch.
 
     Bilinear, with antialiasing when shrinking. Pixel centres stay aligned
     (``align_corners=False``), so a point ``x`` maps to ``(x + 0.5) * W' / W - 0.5``.
+    ``image`` is float in [0, 1] or uint8 (scaled by 1/255, :func:`kpedu.checks.image`),
+    with any number of channels.
     """
+    image = checks.image(image, "image", ndim=4, channels=None, shape_text="(B, C, H, W)", dtype=_float_dtype(image))
+    scale = checks.number(scale, "scale", minimum=0, min_open=True)
+    multiple = checks.integer(multiple, "multiple", minimum=1)
+    return _resize_image(image, scale, multiple)
+
+
+def _resize_image(image: torch.Tensor, scale: float, multiple: int = 8) -> torch.Tensor:
     h, w = image.shape[-2:]
     nh = max(multiple, int(math.floor(h * scale / multiple + 0.5)) * multiple)
     nw = max(multiple, int(math.floor(w * scale / multiple + 0.5)) * multiple)
@@ -55,8 +66,36 @@ def refine_positions(maps: torch.Tensor, b: torch.Tensor, k: torch.Tensor, i: to
     ``g`` and ``H`` the gradient and Hessian from central differences (the reference
     implementation's "handcrafted localization"). ``ok`` is False where the fit is not
     a maximum or moves by half a cell or more, like SIFT's rejection; the caller may
-    drop those points.
+    drop those points. ``b``, ``k``, ``i``, ``j`` are ``(N,)`` integer indices of the
+    detections into ``maps`` ``(B, n, h, w)``.
     """
+    maps = _feature_maps(maps, "maps")
+    index = []
+    for name, x, size in (("b", b, maps.shape[0]), ("k", k, maps.shape[1]), ("i", i, maps.shape[2]),
+                          ("j", j, maps.shape[3])):
+        x = _indices(x, name, size)
+        if index and len(x) != len(index[0]):
+            raise ValueError(f"b, k, i and j must have the same length, got {len(index[0])} for b and {len(x)} "
+                             f"for {name}")
+        index.append(x.to(maps.device))
+    return _refine_positions(maps, *index)
+
+
+def _indices(x, name: str, size: int) -> torch.Tensor:
+    """``x`` as a 1-D integer tensor of indices in ``[0, size)``."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "iu":
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor) or x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+        raise TypeError(f"{name} must be a 1-D integer tensor of indices, got {checks.describe(x)}")
+    if x.ndim != 1:
+        raise ValueError(f"{name} must have shape (N,), got shape {tuple(x.shape)}")
+    if len(x) and (int(x.min()) < 0 or int(x.max()) >= size):
+        raise IndexError(f"{name} must hold indices in [0, {size}), got values in [{int(x.min())}, {int(x.max())}]")
+    return x
+
+
+def _refine_positions(maps: torch.Tensor, b: torch.Tensor, k: torch.Tensor, i: torch.Tensor, j: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     p = F.pad(maps, (1, 1, 1, 1), mode="replicate")
     def at(di, dj):  # noqa: E306
         return p[b, k, i + 1 + di, j + 1 + dj]
@@ -86,22 +125,55 @@ def pyramid_detections(model: D2Net, image: torch.Tensor, scales: Sequence[float
     coarser detections), ``kept`` (detections that survive), ``keypoints`` (``(N, 2)``
     in input pixels), ``descriptors`` (``(N, n)``) and ``scores`` (``(N,)``, the winning
     map's accumulated response divided by the number of levels accumulated).
+
+    ``image`` is ``(C, H, W)`` or ``(1, C, H, W)``, float in [0, 1] or uint8 (scaled by
+    1/255, :func:`kpedu.checks.image`), numpy or torch; it is moved to the model's device.
     """
+    if not isinstance(model, D2Net):
+        raise TypeError(f"model must be a D2Net, got {type(model).__name__}")
+    c = model.in_channels
+    image = _image(image, "image", model, ndim=(3, 4), shape_text=f"({c}, H, W) or (1, {c}, H, W)")
     if image.dim() == 3:
         image = image[None]
-    if image.dim() != 4 or image.shape[0] != 1:
-        raise ValueError(f"image must be (C, H, W) or (1, C, H, W), got {tuple(image.shape)}")
-    if not scales or any(float(s) <= 0 for s in scales):
-        raise ValueError(f"scales must be positive numbers, got {scales!r}")
-    scales = sorted(float(s) for s in scales)
-    H, W = image.shape[-2:]
+    if image.shape[0] != 1:
+        raise ValueError(f"image must be ({c}, H, W) or (1, {c}, H, W), got shape {tuple(image.shape)}")
+    scales = _scales(scales)
+    if edge_threshold is not None:
+        edge_threshold = _edge_threshold(edge_threshold)
+    return _pyramid(model, image, scales, edge_threshold, bool(refine))
+
+
+def _image(image, name: str, model: D2Net, ndim, shape_text: str) -> torch.Tensor:
+    """An image for ``model``: :func:`kpedu.checks.image` (float in [0, 1] or uint8), as
+    float32 on the model's device. A tensor is moved there, unless it holds no data (the
+    ``meta`` device)."""
     dev = next(model.parameters()).device
-    image = image.to(dev, torch.float32)
+    if isinstance(image, torch.Tensor) and image.device.type == "meta" and dev.type != "meta":
+        raise ValueError(f"{name} is on the meta device (it holds no data) and the model on {dev}; "
+                         "move it with .to(device)")
+    return checks.image(image, name, ndim=ndim, channels=model.in_channels, shape_text=shape_text, device=dev)
+
+
+def _scales(scales) -> list[float]:
+    """Pyramid scales: a non-empty sequence of finite numbers > 0, sorted."""
+    if isinstance(scales, (str, bytes)) or not hasattr(scales, "__iter__"):
+        raise TypeError("scales must be a sequence of positive numbers such as (0.5, 1, 2), got "
+                        f"{checks.describe(scales)}")
+    values = [checks.number(s, f"scales[{n}]", minimum=0, min_open=True) for n, s in enumerate(scales)]
+    if not values:
+        raise ValueError("scales must hold at least one scale, got an empty sequence")
+    return sorted(values)
+
+
+def _pyramid(model: D2Net, image: torch.Tensor, scales: list[float], edge_threshold: float | None,
+             refine: bool) -> list[dict]:
+    """:func:`pyramid_detections` on a checked ``(1, C, H, W)`` image on the model's device."""
+    H, W = image.shape[-2:]
     levels: list[dict] = []
     acc = None
     banned = None
     for s in scales:
-        img = resize_image(image, s)
+        img = _resize_image(image, s)
         feats = model(img)[0]
         if acc is not None:
             feats = feats + F.interpolate(acc[None], size=feats.shape[-2:], mode="bilinear", align_corners=False)[0]
@@ -117,7 +189,7 @@ def pyramid_detections(model: D2Net, image: torch.Tensor, scales: Sequence[float
         k = dmaps[:, i, j].argmax(dim=0)
         pos = torch.stack([j, i], dim=-1).float()
         if refine and len(i):
-            off, ok = refine_positions(dmaps[None], torch.zeros_like(i), k, i, j)
+            off, ok = _refine_positions(dmaps[None], torch.zeros_like(i), k, i, j)
             pos = pos + off
         # descriptors at the (refined) positions, bilinear
         hh, ww = feats.shape[-2:]
@@ -147,8 +219,9 @@ def extract(model: D2Net, image: torch.Tensor, scales: Sequence[float] = SINGLE_
     model
         A :class:`D2Net` (its current layout and device are used; it is run in eval mode).
     image
-        ``(3, H, W)`` float in [0, 1] (torch or numpy). Sides need not be multiples of 8:
-        each pyramid level is resized to the nearest multiple.
+        ``(3, H, W)`` float in [0, 1] or uint8 in [0, 255] (scaled by 1/255), torch or
+        numpy (:func:`kpedu.checks.image`). Sides need not be multiples of 8: each pyramid
+        level is resized to the nearest multiple.
     scales
         :data:`SINGLE_SCALE` ``(1,)`` or :data:`MULTI_SCALE` ``(0.5, 1, 2)``, or any list.
     max_keypoints
@@ -163,17 +236,17 @@ def extract(model: D2Net, image: torch.Tensor, scales: Sequence[float] = SINGLE_
     """
     if not isinstance(model, D2Net):
         raise TypeError(f"model must be a D2Net, got {type(model).__name__}")
-    if isinstance(image, np.ndarray):
-        image = torch.from_numpy(image)
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != model.in_channels:
-        raise ValueError(f"image must be ({model.in_channels}, H, W), got "
-                         f"{tuple(getattr(image, 'shape', ()))}")
-    if max_keypoints is not None and max_keypoints < 1:
-        raise ValueError(f"max_keypoints must be >= 1, got {max_keypoints}")
+    c = model.in_channels
+    image = _image(image, "image", model, ndim=3, shape_text=f"({c}, H, W)")
+    scales = _scales(scales)
+    if max_keypoints is not None:
+        max_keypoints = checks.integer(max_keypoints, "max_keypoints", minimum=1)
+    if edge_threshold is not None:
+        edge_threshold = _edge_threshold(edge_threshold)
     was_training = model.training
     model.eval()
     try:
-        levels = pyramid_detections(model, image.float(), scales, edge_threshold, refine)
+        levels = _pyramid(model, image[None], scales, edge_threshold, bool(refine))
     finally:
         model.train(was_training)
     kp = torch.cat([lv["keypoints"] for lv in levels]).cpu().numpy().astype(np.float32)

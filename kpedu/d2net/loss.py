@@ -21,8 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from ..data.pairs import apply_homography
-from .detection import soft_detection_scores
+from .detection import _check as _feature_maps
+from .detection import _temperature, soft_detection_scores
 
 __all__ = ["grid_correspondences", "d2_loss", "sample_cells"]
 
@@ -35,9 +37,28 @@ def grid_correspondences(shape1: tuple[int, int], shape2: tuple[int, int], H: to
     and ``pos2`` ``(N, 2)`` the fractional (x, y) cell coordinates in map 2, within
     ``[0, w2 - 1] x [0, h2 - 1]`` so bilinear sampling needs no padding.
     """
+    h1, w1 = checks.size(shape1, "shape1")
+    h2, w2 = checks.size(shape2, "shape2")
+    H = _homography(H, "H", (3, 3))
+    stride = checks.number(stride, "stride", minimum=0, min_open=True)
+    offset = checks.number(offset, "offset")
+    return _grid_correspondences((h1, w1), (h2, w2), H, stride, offset)
+
+
+def _homography(H, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """``H`` as a finite float64 tensor of exactly ``shape``."""
+    t = checks.as_tensor(H, name, dtype=torch.float64)
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got shape {tuple(t.shape)}")
+    if t.device.type != "meta" and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return t
+
+
+def _grid_correspondences(shape1: tuple[int, int], shape2: tuple[int, int], H: torch.Tensor, stride: float,
+                          offset: float) -> tuple[torch.Tensor, torch.Tensor]:
     h1, w1 = shape1
     h2, w2 = shape2
-    H = torch.as_tensor(H, dtype=torch.float64)
     ys, xs = torch.meshgrid(torch.arange(h1, dtype=torch.float64), torch.arange(w1, dtype=torch.float64),
                             indexing="ij")
     cells1 = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
@@ -50,7 +71,18 @@ def grid_correspondences(shape1: tuple[int, int], shape2: tuple[int, int], H: to
 
 
 def sample_cells(maps: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Bilinearly sample ``(C, h, w)`` maps at ``(N, 2)`` fractional cell coordinates: ``(C, N)``."""
+    """Bilinearly sample ``(C, h, w)`` maps at ``(N, 2)`` fractional cell coordinates: ``(C, N)``.
+
+    Positions outside the map take the border value.
+    """
+    checks.same_device(maps=maps, pos=pos)
+    maps = checks.maps(maps, "maps", ndim=3, shape_text="(C, h, w)")
+    pos = checks.points(pos, "pos", ndim=2, allow_nan=False, shape_text="(N, 2)",
+                        dtype=pos.dtype if isinstance(pos, torch.Tensor) and pos.dtype.is_floating_point else None)
+    return _sample_cells(maps, pos)
+
+
+def _sample_cells(maps: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     c, h, w = maps.shape
     g = torch.stack([(pos[:, 0] + 0.5) / w * 2 - 1, (pos[:, 1] + 0.5) / h * 2 - 1], dim=-1).to(maps.dtype)
     return F.grid_sample(maps[None], g.view(1, 1, -1, 2), mode="bilinear", align_corners=False,
@@ -107,14 +139,22 @@ def d2_loss(features1: torch.Tensor, features2: torch.Tensor, H: torch.Tensor, s
     Pairs without any correspondence are skipped; if no pair has one, the loss is a zero
     that still depends on the features (so backward works).
     """
-    if features1.dim() != 4 or features2.dim() != 4 or features1.shape[:2] != features2.shape[:2]:
-        raise ValueError(f"features must be (B, n, h, w) with equal B and n, got {tuple(features1.shape)} "
+    checks.same_device(features1=features1, features2=features2)
+    features1 = _feature_maps(features1, "features1")
+    features2 = _feature_maps(features2, "features2")
+    if features1.shape[:2] != features2.shape[:2]:
+        raise ValueError(f"features1 and features2 must have equal B and n (B, n, h, w), got {tuple(features1.shape)} "
                          f"and {tuple(features2.shape)}")
-    H = torch.as_tensor(H)
-    if H.shape != (features1.shape[0], 3, 3):
-        raise ValueError(f"H must be (B, 3, 3) = ({features1.shape[0]}, 3, 3), got {tuple(H.shape)}")
-    if margin <= 0 or safe_radius < 0:
-        raise ValueError(f"need margin > 0 and safe_radius >= 0, got {margin}, {safe_radius}")
+    H = _homography(H, "H", (features1.shape[0], 3, 3))
+    stride = checks.number(stride, "stride", minimum=0, min_open=True)
+    offset = checks.number(offset, "offset")
+    margin = checks.number(margin, "margin", minimum=0, min_open=True)
+    safe_radius = checks.number(safe_radius, "safe_radius", minimum=0)
+    temperature = _temperature(temperature)
+    if max_correspondences is not None:
+        max_correspondences = checks.integer(max_correspondences, "max_correspondences", minimum=1)
+    if negative_pool is not None:
+        negative_pool = checks.integer(negative_pool, "negative_pool", minimum=1)
     s1 = soft_detection_scores(features1, temperature)
     s2 = soft_detection_scores(features2, temperature)
     d1 = F.normalize(features1, dim=1)
@@ -128,7 +168,7 @@ def d2_loss(features1: torch.Tensor, features2: torch.Tensor, H: torch.Tensor, s
                         dim=-1).reshape(-1, 2).flip(-1).float()
     losses, pos_d, neg_d, won = [], [], [], []
     for b in range(features1.shape[0]):
-        idx1, pos2 = grid_correspondences((h1, w1), (h2, w2), H[b].detach().cpu(), stride, offset)
+        idx1, pos2 = _grid_correspondences((h1, w1), (h2, w2), H[b].detach().cpu(), stride, offset)
         if idx1.numel() == 0:
             continue
         if max_correspondences is not None and idx1.numel() > max_correspondences:
@@ -137,9 +177,9 @@ def d2_loss(features1: torch.Tensor, features2: torch.Tensor, H: torch.Tensor, s
         idx1 = idx1.to(dev)
         pos2 = pos2.to(dev).float()
         da = d1[b].flatten(1)[:, idx1]  # (n, N)
-        db = F.normalize(sample_cells(features2[b], pos2), dim=0)  # (n, N)
+        db = F.normalize(_sample_cells(features2[b], pos2), dim=0)  # (n, N)
         sa = s1[b].flatten()[idx1]
-        sb = sample_cells(s2[b][None], pos2)[0]
+        sb = _sample_cells(s2[b][None], pos2)[0]
         pos_dist = (2 - 2 * (da * db).sum(0)).clamp_min(0)  # squared distances
         # hardest negatives in image 2 for d_A, outside the safe radius around B
         neg2 = _hardest_negative(da, d2[b].flatten(1), pos2, grid2, safe_radius, negative_pool, margin, generator)

@@ -27,9 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import warnings
+
 import numpy as np
 import torch
 
+from .. import checks
 from ..metrics import mma as _mma
 from ..metrics import reprojection_errors
 
@@ -52,27 +55,36 @@ _HAMMING_BLOCK_BYTES = 1 << 25
 
 
 def _as_numpy(x, name: str) -> np.ndarray:
+    """``x`` as a numpy array of any dtype (Hamming descriptors keep uint8)."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+        raise TypeError(f"{name} must be an array, got {checks.describe(x)}")
     try:
         return np.asarray(x)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be array-like") from None
+        raise TypeError(f"{name} must be array-like, got {checks.describe(x)}") from None
 
 
 def _float_array(x, name: str, dtype=np.float32) -> np.ndarray:
-    a = _as_numpy(x, name)
-    if a.dtype == bool or not (np.issubdtype(a.dtype, np.number)):
-        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
-    return a.astype(dtype, copy=False)
+    """``x`` as a finite real array (:func:`kpedu.checks.as_array`: complex, text and
+    booleans are a ``TypeError``; NaN and inf a ``ValueError``)."""
+    a = checks.as_array(x, name, dtype=dtype)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} must be finite, got {'NaN' if np.isnan(a).any() else 'inf'}")
+    return a
+
+
+def _keypoints(x, name: str, dtype=np.float32) -> np.ndarray:
+    """``(N, 2)`` keypoints; NaN marks a missing prediction (kept), ``inf`` is an error."""
+    a = checks.as_array(x, name, dtype=dtype)
+    if a.size == 0:
+        return a.reshape(0, 2)
+    return checks.points(a, name, ndim=2, backend="numpy", dtype=dtype, shape_text="(N, 2)")
 
 
 def _check_metric(metric: str) -> str:
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    return metric
+    return checks.choice(metric, "metric", METRICS)
 
 
 @dataclass
@@ -107,12 +119,7 @@ class Features:
 
     def __post_init__(self) -> None:
         self.metric = _check_metric(self.metric)
-        kp = _float_array(self.keypoints, "keypoints")
-        if kp.ndim != 2 or kp.shape[1] != 2:
-            if kp.size == 0:
-                kp = kp.reshape(0, 2)
-            else:
-                raise ValueError(f"keypoints must have shape (N, 2), got {kp.shape}")
+        kp = _keypoints(self.keypoints, "keypoints")
         n = kp.shape[0]
         desc = _as_numpy(self.descriptors, "descriptors")
         if self.metric == "hamming":
@@ -158,10 +165,7 @@ class Features:
         """The ``k`` highest-scoring features, best first (all of them, sorted, when
         there are fewer than ``k``); ties keep their original order. D2-Net chapter:
         this is how every method is capped at the same number of features."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"k must be an int, got {type(k).__name__}")
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
+        k = checks.integer(k, "k", minimum=0)
         order = np.argsort(-self.scores, kind="stable")[: int(k)]
         return self.subset(order)
 
@@ -178,8 +182,6 @@ def _check_descriptors(desc1, desc2, metric: str) -> tuple[np.ndarray, np.ndarra
                 raise TypeError(f"{name}: hamming descriptors must be uint8 packed bits, got dtype {a.dtype}")
         else:
             a = _float_array(a, name)
-            if not np.isfinite(a).all():
-                raise ValueError(f"{name} contains NaN or inf")
         out.append(a)
     if out[0].shape[1] != out[1].shape[1]:
         raise ValueError(f"descriptor widths differ: {out[0].shape[1]} and {out[1].shape[1]}")
@@ -242,8 +244,7 @@ def mutual_nearest_neighbors(desc1, desc2, metric: str = "l2", chunk: int = 4096
     block would exceed 32 MiB), so memory stays ``O(chunk * N2)``. An empty side gives
     an empty ``(0, 2)`` array.
     """
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    chunk = checks.integer(chunk, "chunk", minimum=1)
     d1, d2 = _check_descriptors(desc1, desc2, metric)
     if len(d1) == 0 or len(d2) == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -256,18 +257,22 @@ def mutual_nearest_neighbors(desc1, desc2, metric: str = "l2", chunk: int = 4096
 def match(f1: Features, f2: Features) -> np.ndarray:
     """Mutual nearest-neighbour matches ``(P, 2)`` between two :class:`Features`
     (D2-Net chapter), with their common descriptor metric."""
-    if not isinstance(f1, Features) or not isinstance(f2, Features):
-        raise TypeError("match expects two Features")
+    for name, f in (("f1", f1), ("f2", f2)):
+        if not isinstance(f, Features):
+            raise TypeError(f"{name} must be Features, got {checks.describe(f)}")
     if f1.metric != f2.metric:
         raise ValueError(f"the features use different metrics: {f1.metric!r} and {f2.metric!r}")
     return mutual_nearest_neighbors(f1.descriptors, f2.descriptors, f1.metric)
 
 
 def _thresholds(thresholds: Iterable[float]) -> np.ndarray:
+    if isinstance(thresholds, (str, bytes)):
+        raise TypeError(f"thresholds must be an iterable of numbers, got {checks.describe(thresholds)}")
     try:
-        t = np.asarray(list(thresholds), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError("thresholds must be an iterable of numbers") from None
+        items = list(thresholds)
+    except TypeError:
+        raise TypeError(f"thresholds must be an iterable of numbers, got {checks.describe(thresholds)}") from None
+    t = checks.as_array(items, "thresholds")
     if t.ndim != 1 or t.size == 0:
         raise ValueError("thresholds must be a non-empty 1-D sequence of numbers")
     if not np.isfinite(t).all() or (t < 0).any():
@@ -287,6 +292,9 @@ def evaluate_matching(features1: Sequence[Features], features2: Sequence[Feature
     pair with no match counts as accuracy 0** (a method that matches nothing is not
     excused), and MMA is the plain mean over pairs (:func:`kpedu.metrics.mma`).
 
+    A keypoint that is NaN is a missing prediction: a match that uses it gets the error
+    ``inf`` and is never correct (with a ``RuntimeWarning`` that says how many there are).
+
     Returns a dict: ``"thresholds"`` (list), ``"mma"`` (list, one value per threshold),
     ``"per_pair"`` ``(n_pairs, n_thresholds)`` array, ``"n_features"`` (the mean over
     pairs of the mean of the two images' feature counts), ``"n_matches"`` (mean matches
@@ -295,23 +303,31 @@ def evaluate_matching(features1: Sequence[Features], features2: Sequence[Feature
     """
     t = _thresholds(thresholds)
     features1, features2 = list(features1), list(features2)
-    Hs = [np.asarray(_as_numpy(H, "homography"), dtype=np.float64) for H in homographies]
+    Hs = [_float_array(H, f"homographies[{k}]", np.float64) for k, H in enumerate(homographies)]
     if not (len(features1) == len(features2) == len(Hs)):
         raise ValueError(f"need one homography per pair: got {len(features1)} and {len(features2)} "
                          f"feature sets and {len(Hs)} homographies")
     if not features1:
         raise ValueError("evaluate_matching needs at least one pair")
     errors, matches, counts, n_matches = [], [], [], []
-    for k, (f1, f2, H) in enumerate(zip(features1, features2, Hs)):
-        if not isinstance(f1, Features) or not isinstance(f2, Features):
-            raise TypeError(f"pair {k}: features must be Features")
-        if H.shape != (3, 3):
-            raise ValueError(f"pair {k}: homography must be 3x3, got {H.shape}")
+    for k, (f1, f2) in enumerate(zip(features1, features2)):
+        for name, f in (("features1", f1), ("features2", f2)):
+            if not isinstance(f, Features):
+                raise TypeError(f"{name}[{k}] must be Features, got {checks.describe(f)}")
+        if Hs[k].shape != (3, 3):
+            raise ValueError(f"homographies[{k}] must be 3x3, got shape {Hs[k].shape}")
+    missing = 0
+    for f1, f2, H in zip(features1, features2, Hs):
         m = match(f1, f2)
-        errors.append(reprojection_errors(f1.keypoints, f2.keypoints, m, H))
+        err, lost = _match_errors(f1.keypoints, f2.keypoints, m, H)
+        missing += lost
+        errors.append(err)
         matches.append(m)
         counts.append(0.5 * (len(f1) + len(f2)))
         n_matches.append(len(m))
+    if missing:
+        warnings.warn(f"evaluate_matching: {missing} of {sum(n_matches)} matches use a keypoint that is NaN "
+                      "(a missing prediction); they count as wrong matches", RuntimeWarning, stacklevel=2)
     per_pair = np.stack([_mma([e], t) for e in errors])
     return {
         "thresholds": t.tolist(),
@@ -324,14 +340,30 @@ def evaluate_matching(features1: Sequence[Features], features2: Sequence[Feature
     }
 
 
+def _match_errors(kp1: np.ndarray, kp2: np.ndarray, m: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, int]:
+    """Reprojection errors of the matches ``m``, ``inf`` for a match with a NaN keypoint,
+    and the number of those."""
+    if np.isfinite(kp1).all() and np.isfinite(kp2).all():
+        return reprojection_errors(kp1, kp2, m, H), 0
+    ok = np.isfinite(kp1[m[:, 0]]).all(1) & np.isfinite(kp2[m[:, 1]]).all(1)
+    err = np.full(len(m), np.inf)
+    if ok.any():
+        p1, p2 = kp1[m[ok, 0]], kp2[m[ok, 1]]
+        pairs = np.stack([np.arange(len(p1)), np.arange(len(p1))], 1)
+        err[ok] = reprojection_errors(p1, p2, pairs, H)
+    return err, int((~ok).sum())
+
+
 def _shape_hw(shape, name: str) -> tuple[int, int]:
-    try:
-        dims = tuple(int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a shape tuple such as (H, W)") from None
-    if len(dims) < 2 or dims[-1] < 1 or dims[-2] < 1:
+    """The trailing ``(H, W)`` of a shape such as ``(H, W)`` or an image's ``(C, H, W)``."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or \
+            (isinstance(shape, np.ndarray) and shape.ndim != 1):
+        raise TypeError(f"{name} must be a shape tuple such as (H, W), got {checks.describe(shape)}")
+    dims = list(shape)
+    if len(dims) < 2:
         raise ValueError(f"{name} must end with a positive (H, W), got {shape!r}")
-    return dims[-2], dims[-1]
+    return (checks.integer(dims[-2], f"{name}[-2] (H)", minimum=1),
+            checks.integer(dims[-1], f"{name}[-1] (W)", minimum=1))
 
 
 def _inside(points: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -341,13 +373,6 @@ def _inside(points: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
         return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
 
 
-def _points(kp, name: str) -> np.ndarray:
-    a = _float_array(kp, name, np.float64)
-    if a.size == 0:
-        return a.reshape(0, 2)
-    if a.ndim != 2 or a.shape[1] != 2:
-        raise ValueError(f"{name} must have shape (N, 2), got {a.shape}")
-    return a
 
 
 def repeatability(kp1, kp2, H, shape1, shape2, threshold: float = 3.0) -> float:
@@ -364,24 +389,30 @@ def repeatability(kp1, kp2, H, shape1, shape2, threshold: float = 3.0) -> float:
     ending with them (an image's ``.shape``). Keypoints at identical positions count
     once: SIFT returns one keypoint per dominant orientation at the same place, and
     without merging them an image would not be fully repeatable against itself.
+
+    A keypoint that is NaN is a missing prediction: it counts as a kept keypoint that is
+    never repeated (each one on its own), with a ``RuntimeWarning`` that says how many.
     """
     from scipy.spatial import cKDTree
 
     from ..data.pairs import apply_homography
 
-    p1, p2 = _points(kp1, "kp1"), _points(kp2, "kp2")
-    Hm = np.asarray(_as_numpy(H, "H"), dtype=np.float64)
+    p1, p2 = _keypoints(kp1, "kp1", np.float64), _keypoints(kp2, "kp2", np.float64)
+    Hm = _float_array(H, "H", np.float64)
     if Hm.shape != (3, 3):
-        raise ValueError(f"H must be 3x3, got {Hm.shape}")
+        raise ValueError(f"H must be 3x3, got shape {Hm.shape}")
     hw1, hw2 = _shape_hw(shape1, "shape1"), _shape_hw(shape2, "shape2")
-    if isinstance(threshold, bool) or not np.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold must be finite and >= 0, got {threshold!r}")
-    if not (np.isfinite(p1).all() and np.isfinite(p2).all()):
-        raise ValueError("keypoints must be finite")
+    threshold = checks.number(threshold, "threshold", minimum=0)
     try:
         Hinv = np.linalg.inv(Hm)
     except np.linalg.LinAlgError:
         raise ValueError("H is singular") from None
+    lost1, lost2 = np.isnan(p1).any(1), np.isnan(p2).any(1)
+    m1, m2 = int(lost1.sum()), int(lost2.sum())
+    if m1 or m2:
+        warnings.warn(f"repeatability: {m1} of {len(p1)} keypoints of kp1 and {m2} of {len(p2)} of kp2 are NaN "
+                      "(missing predictions); they count as not repeated", RuntimeWarning, stacklevel=2)
+        p1, p2 = p1[~lost1], p2[~lost2]
     p1, p2 = np.unique(p1, axis=0), np.unique(p2, axis=0)
     q1 = apply_homography(Hm, p1)  # image-1 keypoints in image 2
     keep1 = _inside(q1, hw2)
@@ -392,4 +423,4 @@ def repeatability(kp1, kp2, H, shape1, shape2, threshold: float = 3.0) -> float:
     d12, nn12 = cKDTree(p2).query(q1, k=1)
     _, nn21 = cKDTree(q1).query(p2, k=1)
     mutual = (nn21[nn12] == np.arange(len(q1))) & (d12 <= threshold)
-    return float(mutual.sum() / min(len(q1), len(p2)))
+    return float(mutual.sum() / min(len(q1) + m1, len(p2) + m2))

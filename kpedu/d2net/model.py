@@ -32,6 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import checks
+
 __all__ = ["D2Net", "VGG16_CONV4"]
 
 #: VGG16's convolution blocks up to conv4_3: (number of 3x3 convolutions, channels).
@@ -90,10 +92,8 @@ class D2Net(nn.Module):
 
     def __init__(self, width: float = 1.0, dilated: bool = True, in_channels: int = 3, batch_norm: bool = False):
         super().__init__()
-        if not isinstance(width, (int, float)) or isinstance(width, bool) or not 0 < width <= 4:
-            raise ValueError(f"width must be a number in (0, 4], got {width!r}")
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        width = checks.number(width, "width", minimum=0, maximum=4, min_open=True)
+        in_channels = checks.integer(in_channels, "in_channels", minimum=1)
         self.width = float(width)
         self.channels = [max(8, int(round(c * width))) for _, c in VGG16_CONV4]
         layers: list[nn.Module] = []
@@ -156,18 +156,36 @@ class D2Net(nn.Module):
         return self.channels[-1]
 
     def cell_to_image(self, cells: torch.Tensor) -> torch.Tensor:
-        """Map ``(..., 2)`` cell coordinates (x = column, y = row) to image pixels."""
-        return cells * self.stride + self.offset
+        """Map ``(..., 2)`` cell coordinates (x = column, y = row) to image pixels (integer
+        cells become float; NaN, a missing point, stays NaN; ``inf`` is an error)."""
+        return _coords(cells, "cells") * self.stride + self.offset
 
     def image_to_cell(self, points: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`cell_to_image` (fractional cell coordinates)."""
-        return (points - self.offset) / self.stride
+        return (_coords(points, "points") - self.offset) / self.stride
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or images.shape[1] != self.in_channels:
-            raise ValueError(f"images must be (B, {self.in_channels}, H, W), got {tuple(images.shape)}")
+        """``F`` of ``images`` ``(B, C, H, W)``: float in [0, 1] or uint8 (scaled by 1/255),
+        on the model's device (:func:`kpedu.checks.image`)."""
+        checks.same_device(images=images, model=self.mean)
+        images = checks.image(images, "images", ndim=4, channels=self.in_channels,
+                              shape_text=f"(B, {self.in_channels}, H, W)", dtype=_float_dtype(images),
+                              device=None if isinstance(images, torch.Tensor) else self.mean.device)
         h, w = images.shape[-2:]
         if h % 8 or w % 8:
             raise ValueError(f"image height and width must be multiples of 8, got {h}x{w}")
         return self.features((images - self.mean) / self.std)
+
+
+def _float_dtype(x) -> torch.dtype:
+    """``x``'s own floating dtype (float64 stays float64), float32 for anything else."""
+    return x.dtype if isinstance(x, torch.Tensor) and x.dtype.is_floating_point else torch.float32
+
+
+def _coords(x, name: str):
+    """``(..., 2)`` coordinates: tensors stay tensors (their float dtype kept), anything
+    else becomes a float64 numpy array."""
+    if isinstance(x, torch.Tensor):
+        return checks.points(x, name, ndim=None, allow_nan=True, dtype=_float_dtype(x))
+    return checks.points(x, name, ndim=None, allow_nan=True, backend="numpy")

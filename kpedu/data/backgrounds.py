@@ -9,9 +9,12 @@ All functions return float32 arrays in ``[0, 1]``; the public ones are channel-f
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Sequence
 
 import numpy as np
+
+from .. import checks
 
 __all__ = [
     "PHOTO_NAMES",
@@ -36,33 +39,26 @@ PHOTO_NAMES: tuple[str, ...] = (
 BACKGROUND_KINDS: tuple[str, ...] = ("noise", "texture", "photo", "mixed")
 
 
-def as_rng(rng: np.random.Generator | int) -> np.random.Generator:
-    """``rng`` itself if it is a ``numpy.random.Generator``, else ``default_rng(int)``."""
+def as_rng(rng: np.random.Generator | int, name: str = "rng") -> np.random.Generator:
+    """``rng`` itself if it is a ``numpy.random.Generator``, else ``default_rng(int)``
+    (a non-negative integer seed; an integral float such as ``3.0`` is accepted)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        if rng < 0:
-            raise ValueError(f"an integer seed must be non-negative, got {rng}")
-        return np.random.default_rng(int(rng))
-    raise TypeError(
-        f"rng must be a numpy.random.Generator or a non-negative int seed, got {type(rng).__name__}"
-    )
+    if isinstance(rng, (str, bytes, bool, np.bool_)) or not isinstance(rng, (numbers.Real, np.integer)):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator or a non-negative int seed, got {checks.describe(rng)}"
+        )
+    return np.random.default_rng(checks.integer(rng, f"{name} (an integer seed)", minimum=0))
 
 
-def parse_size(size: int | Sequence[int], min_size: int = 16) -> tuple[int, int]:
-    """``size`` (an int for square images, or ``(H, W)``) as a validated ``(H, W)``."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        hw = (int(size), int(size))
-    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size
-    ):
-        hw = (int(size[0]), int(size[1]))
-    else:
-        raise TypeError(f"size must be an int or a pair (H, W) of ints, got {size!r}")
-    if min(hw) <= 0:
-        raise ValueError(f"image size must be positive, got {size!r}")
+def parse_size(size: int | Sequence[int], min_size: int = 16, name: str = "size") -> tuple[int, int]:
+    """``size`` (an int for square images, or ``(H, W)``) as a validated ``(H, W)`` of ints
+    ``>= min_size``; ``name`` is the argument's name in error messages."""
+    if isinstance(size, (tuple, list)) and len(size) != 2:
+        raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got {len(size)} values")
+    hw = checks.size(size, name)
     if min(hw) < min_size:
-        raise ValueError(f"image size {size!r} is too small; the minimum side is {min_size} px")
+        raise ValueError(f"{name} {size!r} is too small; the minimum side is {min_size} px")
     return hw
 
 
@@ -88,8 +84,8 @@ def load_photo(name: str) -> np.ndarray:
     Foundations chapter. Grey images are replicated to three channels. Cached: each
     photo is decoded once per process.
     """
-    if name not in PHOTO_NAMES:
-        raise ValueError(f"unknown photo {name!r}; choose one of {', '.join(PHOTO_NAMES)}")
+    if not isinstance(name, str) or name not in PHOTO_NAMES:
+        raise ValueError(f"name must be one of the bundled photos {', '.join(PHOTO_NAMES)}; got {name!r}")
     return _photo_cached(name)
 
 
@@ -98,12 +94,22 @@ def resize_bilinear(img: np.ndarray, h: int, w: int) -> np.ndarray:
 
     Pixel centres are aligned (the book's convention: centre of pixel ``j`` at ``x = j``,
     so ``x_src = (x_dst + 0.5) * w0 / w - 0.5``). Strong down-scaling is pre-filtered by
-    block averaging to limit aliasing.
+    block averaging to limit aliasing. ``img`` follows the book's one rule for images
+    (float in ``[0, 1]``, or ``uint8`` scaled by 1/255; numpy or torch), channel-last.
     """
-    if img.ndim != 3:
-        raise ValueError(f"expected an (H, W, C) array, got shape {img.shape}")
-    if h <= 0 or w <= 0:
-        raise ValueError(f"target size must be positive, got ({h}, {w})")
+    if isinstance(img, np.ndarray) and img.ndim == 3 and img.dtype.kind == "f" and img.size \
+            and np.isfinite(img).all() and img.min() >= checks.IMAGE_FLOAT_RANGE[0] \
+            and img.max() <= checks.IMAGE_FLOAT_RANGE[1]:
+        arr = img  # the common case, without a copy
+    else:
+        arr = checks.image(img, "img", ndim=3, channels=None, shape_text="(H, W, C)").numpy()
+    h = checks.integer(h, "h", minimum=1)
+    w = checks.integer(w, "w", minimum=1)
+    return _resize_bilinear(arr, h, w)
+
+
+def _resize_bilinear(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """:func:`resize_bilinear` without the argument checks (internal callers)."""
     h0, w0 = img.shape[:2]
     f = min(h0 // h, w0 // w)
     if f >= 2:  # block-average first
@@ -135,7 +141,7 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, channels: int = 1,
         gh = max(2, int(np.ceil(h / cell)) + 1)
         gw = max(2, int(np.ceil(w / cell)) + 1)
         grid = rng.random((gh, gw, channels), dtype=np.float32)
-        out += amp * resize_bilinear(grid, h, w)
+        out += amp * _resize_bilinear(grid, h, w)
         total += amp
         amp *= 0.5
         cell = max(cell / 2.0, 1.5)
@@ -215,7 +221,7 @@ def _photo_hwc(rng: np.random.Generator, h: int, w: int, names: Sequence[str] = 
     crop = photo[y0 : y0 + ch, x0 : x0 + cw]
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    out = resize_bilinear(crop, h, w)
+    out = _resize_bilinear(crop, h, w)
     # mild colour jitter (gain per channel, contrast)
     gain = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
     out = out * gain
@@ -250,7 +256,7 @@ def make_background(rng: np.random.Generator | int, size: int | Sequence[int],
     rng = as_rng(rng)
     h, w = parse_size(size, min_size=1)
     if not isinstance(kind, str) or kind not in BACKGROUND_KINDS:
-        raise ValueError(f"unknown background kind {kind!r}; choose one of {', '.join(BACKGROUND_KINDS)}")
+        raise ValueError(f"kind must be one of {', '.join(BACKGROUND_KINDS)}; got {kind!r}")
     return np.ascontiguousarray(_background_hwc(rng, h, w, kind).transpose(2, 0, 1))
 
 

@@ -64,7 +64,8 @@ import numpy as np
 import torch
 
 from .backgrounds import BACKGROUND_KINDS, _background_hwc, _smooth_noise, as_rng, parse_size
-from .people import _check_index, _range  # the same checks as the synthetic people
+from .. import checks
+from .people import _range  # the same checks as the synthetic people
 
 __all__ = [
     "FACE_LANDMARKS",
@@ -170,20 +171,15 @@ def _check_options(roll: Any, yaw: Any, scale: Any, shift: Any, expression: Any,
     roll_r = _range(roll, "roll", -180.0, 180.0, symmetric=True)
     yaw_r = _range(yaw, "yaw", -0.5, 0.5, symmetric=True)
     scale_r = _range(scale, "scale", 0.2, 1.0, symmetric=False)
-    if not isinstance(shift, (int, float, np.integer, np.floating)) or isinstance(shift, bool):
-        raise TypeError(f"shift must be a number, got {shift!r}")
-    if not 0.0 <= float(shift) <= 0.5:
-        raise ValueError(f"shift must be in [0, 0.5], got {shift!r}")
+    checks.number(shift, "shift", minimum=0.0, maximum=0.5)
     if not isinstance(expression, (bool, np.bool_)):
         raise TypeError(f"expression must be a bool, got {expression!r}")
     if not isinstance(background, str):
-        raise TypeError(f"background must be a string, one of {', '.join(BACKGROUND_KINDS)}; got {background!r}")
+        raise TypeError(f"background must be a string, one of {', '.join(BACKGROUND_KINDS)}; "
+                        f"got {checks.describe(background)}")
     if background not in BACKGROUND_KINDS:
         raise ValueError(f"unknown background kind {background!r}; choose one of {', '.join(BACKGROUND_KINDS)}")
-    if not isinstance(pixel_noise, (int, float, np.integer, np.floating)) or isinstance(pixel_noise, bool):
-        raise TypeError(f"pixel_noise must be a number, got {pixel_noise!r}")
-    if not 0.0 <= float(pixel_noise) <= 0.5:
-        raise ValueError(f"pixel_noise must be in [0, 0.5], got {pixel_noise!r}")
+    checks.number(pixel_noise, "pixel_noise", minimum=0.0, maximum=0.5)
     return roll_r, yaw_r, scale_r
 
 
@@ -653,8 +649,9 @@ def make_face(
     (:data:`FACE_LANDMARKS` order) and the sampled parameters.
     """
     rng = as_rng(rng)
-    h, w = parse_size(image_size)
+    h, w = parse_size(image_size, name="image_size")
     roll_r, yaw_r, scale_r = _check_options(roll, yaw, scale, shift, expression, background, pixel_noise)
+    shift, pixel_noise = float(shift), float(pixel_noise)
     seeds = rng.integers(0, 2**63 - 1, size=6)
     pose_rng, geo_rng, app_rng, bg_rng, tex_rng, noise_rng = (np.random.default_rng(int(x)) for x in seeds)
 
@@ -728,7 +725,7 @@ class SyntheticFaces(torch.utils.data.Dataset):
     def __init__(self, length: int, image_size: int | Sequence[int] = 64, seed: int = 0, **kwargs: Any) -> None:
         self.length = _check_int(length, "length")
         self.seed = _check_int(seed, "seed")
-        parse_size(image_size)
+        parse_size(image_size, name="image_size")
         try:
             inspect.signature(make_face).bind(None, image_size, **kwargs)
         except TypeError as e:
@@ -741,17 +738,15 @@ class SyntheticFaces(torch.utils.data.Dataset):
         return self.length
 
     def sample(self, i: int) -> FaceSample:
-        """Item ``i`` as a :class:`FaceSample` (numpy arrays and parameters)."""
-        i = _check_index(i, self.length)
+        """Item ``i`` as a :class:`FaceSample` (numpy arrays and parameters); a negative
+        ``i`` counts from the end, as in a list."""
+        i = checks.index(i, self.length, "index")
         return make_face(np.random.default_rng([self.seed, i]), self.image_size, **self.kwargs)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if isinstance(i, torch.Tensor):
-            i = int(i)
-        if isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i < 0:
-            i += self.length
+        i = checks.index(i, self.length, "index")
         out = self.sample(i).to_torch()
-        out["index"] = torch.tensor(int(i), dtype=torch.int64)
+        out["index"] = torch.tensor(i, dtype=torch.int64)
         return out
 
 
@@ -775,27 +770,52 @@ class FaceSet:
     landmarks: torch.Tensor
 
     def __post_init__(self) -> None:
-        if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8 or self.images.ndim != 4 \
-                or self.images.shape[1] != 3:
-            raise TypeError("images must be a uint8 tensor of shape (N, 3, H, W)")
-        if not isinstance(self.landmarks, torch.Tensor) or self.landmarks.ndim != 3 or self.landmarks.shape[2] != 2 \
-                or self.landmarks.shape[0] != self.images.shape[0]:
-            raise ValueError("landmarks must be a tensor of shape (N, L, 2) with the same N as images")
+        images = self.images
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8:
+            images = torch.from_numpy(images)
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+            raise TypeError(f"images must be a uint8 tensor of shape (N, 3, H, W), got {checks.describe(self.images)}; "
+                            "convert float images in [0, 1] with (x * 255).round().to(torch.uint8)")
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (N, 3, H, W), got shape {tuple(images.shape)}")
+        keep = isinstance(self.landmarks, torch.Tensor) and self.landmarks.dtype.is_floating_point
+        landmarks = checks.points(self.landmarks, "landmarks", ndim=3, allow_nan=False, shape_text="(N, L, 2)",
+                                  dtype=self.landmarks.dtype if keep else torch.float32)
+        if landmarks.shape[0] != images.shape[0]:
+            raise ValueError(f"landmarks must have shape (N, L, 2) with the N = {images.shape[0]} of images, "
+                             f"got shape {tuple(landmarks.shape)}")
+        self.images, self.landmarks = images, landmarks
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    @staticmethod
-    def _index(index: Any) -> Any:
+    def _index(self, index: Any) -> Any:
+        """``index`` checked against the number of faces: None (all), an int, a slice, a
+        list / array / tensor of ints (negative ones count from the end) or a boolean mask."""
+        n = len(self)
         if index is None:
             return slice(None)
-        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
-            return [int(index)]
-        if isinstance(index, (list, tuple, np.ndarray)):
-            return torch.as_tensor(np.asarray(index), dtype=torch.long)
-        if isinstance(index, (slice, torch.Tensor)):
+        if isinstance(index, slice):
             return index
-        raise TypeError(f"index must be None, an int, a slice, a list or a tensor; got {type(index).__name__}")
+        if isinstance(index, range):
+            index = list(index)
+        if isinstance(index, (bool, np.bool_)) or isinstance(index, (str, bytes)):
+            raise TypeError(f"index must be None, an int, a slice, a list or a tensor; got {checks.describe(index)}")
+        if isinstance(index, (int, np.integer)):
+            return [checks.index(index, n, "index")]
+        if isinstance(index, (list, tuple, np.ndarray, torch.Tensor)):
+            t = index.detach().cpu() if isinstance(index, torch.Tensor) else torch.as_tensor(np.asarray(index))
+            if t.dtype == torch.bool:
+                if tuple(t.shape) != (n,):
+                    raise IndexError(f"index: a boolean mask must have shape ({n},), got shape {tuple(t.shape)}")
+                return t
+            if t.dtype.is_floating_point or t.dtype.is_complex:
+                raise TypeError(f"index must hold integers (or booleans), got {checks.describe(index)}")
+            if t.numel() and (int(t.min()) < -n or int(t.max()) >= n):
+                bad = int(t.min()) if int(t.min()) < -n else int(t.max())
+                raise IndexError(f"index {bad} is out of range for {n} faces")
+            return t.long().reshape(-1)
+        raise TypeError(f"index must be None, an int, a slice, a list or a tensor; got {checks.describe(index)}")
 
     def float_images(self, index: Any = None) -> torch.Tensor:
         """Images ``(n, 3, H, W)`` as float32 in [0, 1]; ``index``: None (all), an int,
@@ -829,7 +849,7 @@ def make_faces(n: int, image_size: int = 64, seed: int = 0, progress: bool = Fal
     """
     n = _check_int(n, "n")
     ds = SyntheticFaces(n, image_size, seed, **kwargs)
-    h, w = parse_size(image_size)
+    h, w = parse_size(image_size, name="image_size")
     images = torch.empty((n, 3, h, w), dtype=torch.uint8)
     landmarks = torch.empty((n, _NUM_L, 2), dtype=torch.float32)
     it = range(n)

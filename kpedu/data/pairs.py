@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import checks
 from .backgrounds import _photo_cached, as_rng
 
 __all__ = [
@@ -66,31 +67,65 @@ PAIR_KINDS: tuple[str, ...] = ("viewpoint", "illumination", "train")
 _ALL_PHOTOS = TRAIN_PHOTOS + HELDOUT_PHOTOS
 
 
+_PADDING_MODES = ("zeros", "border", "reflection")
+
+
 def photo_tensor(name: str) -> torch.Tensor:
     """A bundled photograph as a ``(3, H, W)`` float32 tensor in [0, 1] (cached per process)."""
-    if name not in _ALL_PHOTOS:
-        raise ValueError(f"unknown pair photo {name!r}; choose one of {', '.join(_ALL_PHOTOS)}")
+    if not isinstance(name, str) or name not in _ALL_PHOTOS:
+        raise ValueError(f"name must be one of the pair photos {', '.join(_ALL_PHOTOS)}; got {name!r}")
     return torch.from_numpy(np.array(_photo_cached(name))).permute(2, 0, 1).contiguous()
+
+
+def _check_kind(kind) -> str:
+    if not isinstance(kind, str) or kind not in PAIR_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PAIR_KINDS)}; got {kind!r}")
+    return kind
+
+
+def _strength(strength) -> float | None:
+    """``None`` or a number in [0, 1]: the fraction of the kind's limits."""
+    return checks.optional_number(strength, "strength", minimum=0.0, maximum=1.0)
+
+
+def _check_H(H, name: str, backend: str, dtype=None, device=None):
+    """A finite 3x3 (or ``(B, 3, 3)``) homography, as a numpy float64 array or a torch tensor."""
+    if backend == "torch":
+        Ht = checks.as_tensor(H, name, dtype=dtype, device=device)
+    else:
+        Ht = checks.as_array(H, name)
+    if Ht.ndim not in (2, 3) or tuple(Ht.shape[-2:]) != (3, 3):
+        raise ValueError(f"{name} must be 3x3 (or (B, 3, 3)), got shape {tuple(Ht.shape)}")
+    if isinstance(Ht, torch.Tensor):
+        finite = Ht.device.type == "meta" or bool(torch.isfinite(Ht).all())
+    else:
+        finite = bool(np.isfinite(Ht).all())
+    if not finite:
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return Ht
 
 
 def apply_homography(H, points):
     """Map ``(..., 2)`` points (x, y) through the 3x3 homography ``H`` (numpy or torch).
 
-    Points whose homogeneous coordinate is (nearly) zero map to ``inf``. Works on a single
-    ``H`` with any batch of points, or on ``(B, 3, 3)`` with ``(B, N, 2)`` points.
+    Points whose homogeneous coordinate is (nearly) zero map to ``inf``; a NaN point (a
+    missing one) maps to NaN. Works on a single ``H`` with any batch of points, or on
+    ``(B, 3, 3)`` with ``(B, N, 2)`` (or ``(N, 2)``: every ``H`` maps the same points).
+    Torch points keep their float dtype and device; numpy points are float64.
     """
     is_torch = isinstance(points, torch.Tensor)
     if is_torch:
-        Ht = torch.as_tensor(H, dtype=points.dtype, device=points.device)
+        dtype = points.dtype if points.dtype.is_floating_point else torch.float32
+        points = checks.points(points, "points", ndim=None, dtype=dtype, shape_text="(..., 2)")
+        Ht = _check_H(H, "H", "torch", dtype=points.dtype, device=points.device)
     else:
-        points = np.asarray(points, dtype=np.float64)
-        Ht = np.asarray(H, dtype=np.float64)
-    if points.shape[-1] != 2:
-        raise ValueError(f"points must have shape (..., 2), got {tuple(points.shape)}")
-    if tuple(Ht.shape[-2:]) != (3, 3):
-        raise ValueError(f"H must be 3x3 (or (B, 3, 3)), got {tuple(Ht.shape)}")
+        points = checks.points(points, "points", ndim=None, backend="numpy", shape_text="(..., 2)")
+        Ht = _check_H(H, "H", "numpy")
     x, y = points[..., 0], points[..., 1]
-    if Ht.ndim == 3:  # batched: H (B, 3, 3), points (B, N, 2)
+    if Ht.ndim == 3:  # batched: H (B, 3, 3), points (B, N, 2) or (N, 2)
+        if points.ndim not in (2, 3) or (points.ndim == 3 and points.shape[0] not in (1, Ht.shape[0])):
+            raise ValueError(f"points must have shape ({Ht.shape[0]}, N, 2) or (N, 2) for H of shape "
+                             f"{tuple(Ht.shape)}, got shape {tuple(points.shape)}")
         h = lambda r, c: Ht[:, r, c][:, None]  # noqa: E731
     else:
         h = lambda r, c: Ht[r, c]  # noqa: E731
@@ -108,20 +143,42 @@ def apply_homography(H, points):
     return out
 
 
-def homography_from_points(src, dst) -> np.ndarray:
-    """The 3x3 homography mapping four (or more) ``src`` points onto ``dst`` (DLT, ``H[2, 2] = 1``)."""
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 4:
-        raise ValueError(f"need matching (N >= 4, 2) point arrays, got {src.shape} and {dst.shape}")
+def _normalised(p: np.ndarray) -> np.ndarray:
+    """Points moved to their centroid and scaled to a mean distance of sqrt(2) (Hartley)."""
+    c = p - p.mean(0)
+    d = np.sqrt((c ** 2).sum(1)).mean()
+    return c * (math.sqrt(2) / d) if d > 0 else c
+
+
+def _dlt_rows(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     rows = []
     for (x, y), (u, v) in zip(src, dst):
         rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y, -u])
         rows.append([0, 0, 0, x, y, 1, -v * x, -v * y, -v])
-    _, _, vt = np.linalg.svd(np.asarray(rows))
+    return np.asarray(rows)
+
+
+def homography_from_points(src, dst) -> np.ndarray:
+    """The 3x3 homography mapping four (or more) ``src`` points onto ``dst`` (DLT, ``H[2, 2] = 1``).
+
+    ``src`` and ``dst`` are ``(N, 2)`` finite points, ``N >= 4``; a degenerate configuration
+    (three of four points collinear, repeated points) is a ``ValueError``.
+    """
+    src = checks.points(src, "src", ndim=2, allow_nan=False, backend="numpy", shape_text="(N, 2)")
+    dst = checks.points(dst, "dst", ndim=2, allow_nan=False, backend="numpy", shape_text="(N, 2)")
+    if len(src) < 4:
+        raise ValueError(f"src must hold at least 4 points, got shape {src.shape}")
+    if dst.shape != src.shape:
+        raise ValueError(f"dst must have the shape of src {src.shape}, got shape {dst.shape}")
+    # degeneracy is judged on normalised coordinates (independent of the image size)
+    sv = np.linalg.svd(_dlt_rows(_normalised(src), _normalised(dst)), compute_uv=False)
+    if sv[7] <= 1e-9 * sv[0]:
+        raise ValueError("src and dst do not determine a homography: degenerate point configuration "
+                         "(collinear or repeated points)")
+    _, _, vt = np.linalg.svd(_dlt_rows(src, dst))
     H = vt[-1].reshape(3, 3)
     if abs(H[2, 2]) < 1e-12:
-        raise ValueError("degenerate point configuration (collinear points?)")
+        raise ValueError("src and dst give a homography with H[2, 2] = 0 (the origin of src maps to infinity)")
     return H / H[2, 2]
 
 
@@ -141,11 +198,10 @@ def random_homography(size: int, rng: np.random.Generator | int = 0, kind: str =
     ``kind`` scaled by ``strength`` (drawn in [0.3, 1] for ``"train"``, else 1).
     The returned ``H`` maps view-1 coordinates to view-2 coordinates.
     """
-    if kind not in _GEOMETRY:
-        raise ValueError(f"kind must be one of {PAIR_KINDS}, got {kind!r}")
-    if not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    _check_kind(kind)
+    size = checks.integer(size, "size", minimum=8)
     rng = as_rng(rng)
+    strength = _strength(strength)
     if strength is None:
         strength = float(rng.uniform(0.3, 1.0)) if kind == "train" else 1.0
     rot, log_scale, persp, shift = _GEOMETRY[kind]
@@ -169,21 +225,27 @@ def warp_image(image: torch.Tensor, H, size: int | tuple[int, int], padding_mode
     Output pixel ``q`` takes the bilinear sample of ``image`` at ``H^-1 q``: ``H`` maps
     input coordinates to output coordinates. Pixel centres at integers.
     """
-    single = image.dim() == 3
-    img = image[None] if single else image
-    if img.dim() != 4:
-        raise ValueError(f"image must be (C, H, W) or (B, C, H, W), got {tuple(image.shape)}")
-    Hs = torch.as_tensor(np.asarray(H, dtype=np.float64)) if not isinstance(H, torch.Tensor) else H.double()
+    dtype = image.dtype if isinstance(image, torch.Tensor) and image.dtype.is_floating_point else torch.float32
+    img = checks.image(image, "image", ndim=(3, 4), channels=None, dtype=dtype)
+    single = img.dim() == 3
+    img = img[None] if single else img
+    Hs = _check_H(H, "H", "torch", dtype=torch.float64, device="cpu")
     if Hs.dim() == 2:
         Hs = Hs[None].expand(img.shape[0], 3, 3)
-    oh, ow = (size, size) if isinstance(size, (int, np.integer)) else size
+    elif Hs.shape[0] != img.shape[0]:
+        raise ValueError(f"H must be 3x3 or ({img.shape[0]}, 3, 3), one per image, got shape {tuple(Hs.shape)}")
+    Hinv, info = torch.linalg.inv_ex(Hs)
+    if bool((info != 0).any()) or not bool(torch.isfinite(Hinv).all()):
+        raise ValueError("H must be invertible, got a singular homography")
+    oh, ow = checks.size(size, "size")
+    padding_mode = checks.choice(padding_mode, "padding_mode", _PADDING_MODES)
     ys, xs = torch.meshgrid(torch.arange(oh, dtype=torch.float64), torch.arange(ow, dtype=torch.float64),
                             indexing="ij")
     q = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2).expand(img.shape[0], -1, 2)
-    p = apply_homography(torch.linalg.inv(Hs), q)  # (B, N, 2) in input pixels
+    p = apply_homography(Hinv, q)  # (B, N, 2) in input pixels
     h, w = img.shape[-2:]
     grid = torch.stack([(p[..., 0] + 0.5) / w * 2 - 1, (p[..., 1] + 0.5) / h * 2 - 1], dim=-1)
-    grid = grid.reshape(img.shape[0], oh, ow, 2).to(img.dtype)
+    grid = grid.reshape(img.shape[0], oh, ow, 2).to(dtype=img.dtype, device=img.device)
     out = F.grid_sample(img, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
     return out[0] if single else out
 
@@ -221,11 +283,11 @@ def photometric(image: torch.Tensor, rng: np.random.Generator | int = 0, kind: s
     in a low-light photo), then clipping to [0, 1]. ``strength`` scales every limit
     (drawn in [0.2, 1] for ``"train"``, else 1).
     """
-    if kind not in _PHOTOMETRIC:
-        raise ValueError(f"kind must be one of {PAIR_KINDS}, got {kind!r}")
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError("image must be a (3, H, W) tensor")
+    _check_kind(kind)
+    dtype = image.dtype if isinstance(image, torch.Tensor) and image.dtype.is_floating_point else torch.float32
+    image = checks.image(image, "image", ndim=3, channels=3, dtype=dtype)
     rng = as_rng(rng)
+    strength = _strength(strength)
     if strength is None:
         strength = float(rng.uniform(0.2, 1.0)) if kind == "train" else 1.0
     depth, log_gamma, contrast, colour, noise, blur, shadow, log_exposure = (
@@ -269,12 +331,16 @@ def make_pair(photo: str | torch.Tensor, rng: np.random.Generator | int = 0, siz
     :func:`photometric` change (both the ``kind``'s; view 1's at half strength).
     ``H`` maps view-1 to view-2 coordinates.
     """
-    if kind not in PAIR_KINDS:
-        raise ValueError(f"kind must be one of {PAIR_KINDS}, got {kind!r}")
+    _check_kind(kind)
     rng = as_rng(rng)
-    img = photo_tensor(photo) if isinstance(photo, str) else photo
-    if not isinstance(img, torch.Tensor) or img.dim() != 3 or img.shape[0] != 3:
-        raise ValueError("photo must be a name or a (3, H, W) tensor")
+    size = checks.integer(size, "size", minimum=8)
+    if isinstance(photo, str):
+        if photo not in _ALL_PHOTOS:
+            raise ValueError(f"photo must be one of the pair photos {', '.join(_ALL_PHOTOS)} or a (3, H, W) image; "
+                             f"got {photo!r}")
+        img = photo_tensor(photo)
+    else:
+        img = checks.image(photo, "photo", ndim=3, channels=3)
     ph, pw = img.shape[-2:]
     side = float(rng.uniform(0.4, 0.9)) * min(ph, pw)
     x0 = float(rng.uniform(0, pw - side))
@@ -304,13 +370,35 @@ class PairSet:
     photo: list[str]
     kind: str
 
+    def __post_init__(self) -> None:
+        for name in ("image1", "image2"):
+            x = getattr(self, name)
+            if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+                x = torch.from_numpy(x)
+            if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+                raise TypeError(f"{name} must be a uint8 tensor of shape (N, 3, S, S), got {checks.describe(x)}")
+            if x.ndim != 4 or x.shape[1] != 3:
+                raise ValueError(f"{name} must have shape (N, 3, S, S), got shape {tuple(x.shape)}")
+            setattr(self, name, x)
+        if self.image2.shape != self.image1.shape:
+            raise ValueError(f"image2 must have the shape of image1 {tuple(self.image1.shape)}, "
+                             f"got shape {tuple(self.image2.shape)}")
+        n = int(self.image1.shape[0])
+        H = _check_H(self.H, "H", "numpy")
+        if H.shape != (n, 3, 3):
+            raise ValueError(f"H must have shape ({n}, 3, 3), one homography per pair, got shape {H.shape}")
+        self.H = H
+        if isinstance(self.photo, (str, bytes)) or not hasattr(self.photo, "__len__") or len(self.photo) != n:
+            raise ValueError(f"photo must be a list of {n} photo names (one per pair), got {checks.describe(self.photo)}")
+        self.photo = list(self.photo)
+        _check_kind(self.kind)
+
     def __len__(self) -> int:
         return int(self.image1.shape[0])
 
     def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Pair ``i`` as float images in [0, 1] and its homography."""
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"pair index {i} out of range for {len(self)} pairs")
+        """Pair ``i`` (negative: from the end) as float images in [0, 1] and its homography."""
+        i = checks.index(i, len(self), "index")
         return self.image1[i].float() / 255, self.image2[i].float() / 255, self.H[i]
 
 
@@ -318,13 +406,28 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def _check_photos(photos) -> tuple[str, ...]:
+    """A non-empty list of pair photo names (a single name is not a list of names)."""
+    if isinstance(photos, (str, bytes)) or not hasattr(photos, "__iter__"):
+        raise TypeError(f"photos must be a list of photo names, got {checks.describe(photos)}; "
+                        f"pass [{photos!r}] for one photo")
+    photos = tuple(photos)
+    if not photos:
+        raise ValueError("photos must not be empty")
+    unknown = [p for p in photos if not isinstance(p, str) or p not in _ALL_PHOTOS]
+    if unknown:
+        raise ValueError(f"photos must be pair photos ({', '.join(_ALL_PHOTOS)}); unknown: {unknown}")
+    return photos
+
+
 def make_pairs(n: int, kind: str = "viewpoint", size: int = 160, seed: int = 0,
                photos: Sequence[str] = HELDOUT_PHOTOS, progress: bool = False) -> PairSet:
     """``n`` pairs of one ``kind``; the photos are used in turn (pair ``i`` from ``photos[i % len]``)."""
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if not photos:
-        raise ValueError("photos must not be empty")
+    n = checks.integer(n, "n", minimum=1)
+    _check_kind(kind)
+    size = checks.integer(size, "size", minimum=8)
+    seed = checks.integer(seed, "seed", minimum=0)
+    photos = _check_photos(photos)
     rng = np.random.default_rng(seed)
     a, b, Hs, names = [], [], [], []
     it = range(int(n))
@@ -352,15 +455,16 @@ class PairBatches:
 
     def __init__(self, batch_size: int, size: int = 128, seed: int = 0, photos: Sequence[str] = TRAIN_PHOTOS,
                  kind: str = "train"):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not photos:
-            raise ValueError("photos must not be empty")
-        self.batch_size, self.size, self.seed, self.kind = int(batch_size), int(size), int(seed), kind
-        self.photos = tuple(photos)
+        batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+        size = checks.integer(size, "size", minimum=8)
+        seed = checks.integer(seed, "seed", minimum=0)
+        self.batch_size, self.size, self.seed, self.kind = batch_size, size, seed, _check_kind(kind)
+        self.photos = _check_photos(photos)
 
     def batch(self, t: int) -> dict:
-        rng = np.random.default_rng([self.seed, int(t)])
+        """Batch ``t`` (an integer step ``>= 0``)."""
+        t = checks.integer(t, "t", minimum=0)
+        rng = np.random.default_rng([self.seed, t])
         a, b, Hs = [], [], []
         for _ in range(self.batch_size):
             name = self.photos[int(rng.integers(len(self.photos)))]

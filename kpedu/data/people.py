@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from .. import checks
 from .backgrounds import BACKGROUND_KINDS, _background_hwc, _smooth_noise, as_rng, parse_size
 from .skeleton import COCO17, Skeleton
 
@@ -119,10 +121,13 @@ def render_labels_to_parts(part_map: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
     Foundations chapter. Background pixels get ``person = part = -1``.
     """
-    part_map = np.asarray(part_map)
-    if part_map.ndim != 2:
-        raise ValueError(f"part_map must be (H, W), got shape {part_map.shape}")
-    lab = part_map.astype(np.int64) - 1
+    arr = checks.as_array(part_map, "part_map")
+    if arr.ndim != 2:
+        raise ValueError(f"part_map must have shape (H, W), got shape {arr.shape}")
+    if not np.isfinite(arr).all() or (arr != np.round(arr)).any() or (arr < 0).any():
+        raise ValueError("part_map must hold integer labels >= 0 (0: background, "
+                         "person * NUM_PARTS + part + 1), got NaN, fractions or negative values")
+    lab = arr.astype(np.int64) - 1
     person = np.where(lab >= 0, lab // NUM_PARTS, -1)
     part = np.where(lab >= 0, lab % NUM_PARTS, -1)
     return person, part
@@ -732,38 +737,27 @@ def _person_ops(body: _Body, person: int, rng: np.random.Generator, tile: np.nda
 
 def _range(value: Any, name: str, lo: float | None = None, hi: float | None = None,
            symmetric: bool = False) -> tuple[float, float]:
+    """A number (``(-|x|, |x|)`` when ``symmetric``, else ``(x, x)``) or a pair ``(low, high)``
+    as a range of finite floats within ``[lo, hi]``; ``None`` is ``(0, 0)``."""
     if value is None:
         return (0.0, 0.0)
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        v = float(value)
-        rng_ = (-abs(v), abs(v)) if symmetric else (v, v)
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
-        rng_ = (float(value[0]), float(value[1]))
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise TypeError(f"{name} must be a number or a pair (low, high), got {len(value)} values")
+        rng_ = (checks.number(value[0], f"{name}[0] (low)"), checks.number(value[1], f"{name}[1] (high)"))
+    elif isinstance(value, (str, bytes)) or not isinstance(value, (numbers.Number, np.number, np.ndarray, torch.Tensor)):
+        raise TypeError(f"{name} must be a number or a pair (low, high), got {checks.describe(value)}")
     else:
-        raise TypeError(f"{name} must be a number or a pair (low, high), got {value!r}")
-    if not all(math.isfinite(x) for x in rng_):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        v = checks.number(value, name)
+        rng_ = (-abs(v), abs(v)) if symmetric else (v, v)
     if rng_[0] > rng_[1]:
         raise ValueError(f"{name}: low {rng_[0]} is larger than high {rng_[1]}")
-    if lo is not None and rng_[0] < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value!r}")
-    if hi is not None and rng_[1] > hi:
-        raise ValueError(f"{name} must be <= {hi}, got {value!r}")
+    if (lo is not None and rng_[0] < lo) or (hi is not None and rng_[1] > hi):
+        where = f"[{lo:g}, {hi:g}]" if lo is not None and hi is not None else (
+            f">= {lo:g}" if lo is not None else f"<= {hi:g}")
+        what = f" (the range ({rng_[0]:g}, {rng_[1]:g}))" if symmetric and not isinstance(value, (tuple, list)) else ""
+        raise ValueError(f"{name} must lie in {where}, got {value!r}{what}")
     return rng_
-
-
-def _check_index(i: Any, length: int) -> int:
-    """Item index ``i`` of a data set of ``length`` items as a non-negative int (negative
-    indices count from the end); shared by the synthetic people and faces data sets."""
-    if isinstance(i, torch.Tensor) and i.numel() == 1:
-        i = int(i)
-    if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
-        raise TypeError(f"index must be an int, got {type(i).__name__}")
-    if i < 0:
-        i += length
-    if not 0 <= i < length:
-        raise IndexError(f"index {i} out of range for a data set of length {length}")
-    return int(i)
 
 
 def _uniform(rng: np.random.Generator, r: tuple[float, float]) -> float:
@@ -789,21 +783,17 @@ def _background(rng: np.random.Generator, background: Any, h: int, w: int) -> np
         if background not in BACKGROUND_KINDS:
             raise ValueError(f"background must be one of {', '.join(BACKGROUND_KINDS)} or an array, got {background!r}")
         return _background_hwc(rng, h, w, background).copy()
-    if isinstance(background, torch.Tensor):
-        background = background.detach().cpu().numpy()
-    if not isinstance(background, np.ndarray):
-        raise TypeError(f"background must be a kind name or an array, got {type(background).__name__}")
-    arr = background
-    if arr.ndim == 3 and arr.shape == (3, h, w):
-        arr = arr.transpose(1, 2, 0)
-    elif not (arr.ndim == 3 and arr.shape == (h, w, 3)):
-        raise ValueError(f"background array must have shape (3, {h}, {w}) or ({h}, {w}, 3), got {arr.shape}")
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    arr = np.asarray(arr, np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError("background array contains NaN or inf")
-    return np.clip(arr, 0.0, 1.0).copy()
+    if isinstance(background, (bytes, bool)) or not isinstance(background, (np.ndarray, torch.Tensor, list, tuple)):
+        raise TypeError(f"background must be a kind name ({', '.join(BACKGROUND_KINDS)}) or an image array, "
+                        f"got {checks.describe(background)}")
+    # the one rule for images: float in [0, 1] (or uint8, scaled by 1/255); (3, H, W) or (H, W, 3)
+    t = checks.image(background, "background", ndim=3, channels=None,
+                     shape_text=f"(3, {h}, {w}) or ({h}, {w}, 3)").cpu()
+    if tuple(t.shape) == (3, h, w):
+        t = t.permute(1, 2, 0)
+    elif tuple(t.shape) != (h, w, 3):
+        raise ValueError(f"background array must have shape (3, {h}, {w}) or ({h}, {w}, 3), got {tuple(t.shape)}")
+    return np.clip(t.numpy(), 0.0, 1.0).copy()
 
 
 # ----------------------------------------------------------------------------------
@@ -881,11 +871,61 @@ def _common_options(rotation, scale, p_back, pixel_noise, skeleton):
     returns ``(rotation range, scale range, keypoint selection)``."""
     rot_r = _range(rotation, "rotation", -180.0, 180.0, symmetric=True)
     scale_r = _range(scale, "scale", 0.05, 3.0)
-    if not 0.0 <= float(p_back) <= 1.0:
-        raise ValueError(f"p_back must be in [0, 1], got {p_back!r}")
-    if not 0.0 <= float(pixel_noise) <= 0.5:
-        raise ValueError(f"pixel_noise must be in [0, 0.5], got {pixel_noise!r}")
     return rot_r, scale_r, _check_skeleton(skeleton)
+
+
+def _noise_options(p_back, pixel_noise) -> tuple[float, float]:
+    return (checks.probability(p_back, "p_back"),
+            checks.number(pixel_noise, "pixel_noise", minimum=0.0, maximum=0.5))
+
+
+def _person_options(size, background, distractors, crop_jitter, rotation, scale, p_back, pixel_noise,
+                    skeleton) -> dict[str, Any]:
+    """Validate every argument of :func:`make_person` but ``rng`` (also used by
+    :class:`SyntheticPeople` when it is built)."""
+    h, w = parse_size(size)
+    _check_background_kind(background)
+    distractors = checks.integer(distractors, "distractors", minimum=0)
+    crop_jitter = checks.number(crop_jitter, "crop_jitter", minimum=0.0, maximum=1.0)
+    rot_r, scale_r, sel = _common_options(rotation, scale, p_back, pixel_noise, skeleton)
+    p_back, pixel_noise = _noise_options(p_back, pixel_noise)
+    return dict(h=h, w=w, distractors=distractors, crop_jitter=crop_jitter, rot_r=rot_r, scale_r=scale_r,
+                sel=sel, p_back=p_back, pixel_noise=pixel_noise)
+
+
+def _scene_options(size, num_people, background, rotation, scale, p_back, pixel_noise, skeleton,
+                   overlap=True) -> dict[str, Any]:
+    """Validate every argument of :func:`make_scene` but ``rng``."""
+    h, w = parse_size(size)
+    _check_background_kind(background)
+    if isinstance(num_people, (tuple, list)):
+        if len(num_people) != 2:
+            raise ValueError(f"num_people must be an int or a pair (low, high), got {len(num_people)} values")
+        np_r = (checks.integer(num_people[0], "num_people[0] (low)"),
+                checks.integer(num_people[1], "num_people[1] (high)"))
+    elif isinstance(num_people, (str, bytes)) or not isinstance(num_people, (numbers.Number, np.number, np.ndarray,
+                                                                             torch.Tensor)):
+        raise TypeError(f"num_people must be an int or a pair of ints, got {checks.describe(num_people)}")
+    else:
+        n = checks.integer(num_people, "num_people")
+        np_r = (n, n)
+    if np_r[0] < 1 or np_r[0] > np_r[1]:
+        raise ValueError(f"num_people must be >= 1 (and low <= high), got {num_people!r}")
+    if np_r[1] > 50:
+        raise ValueError(f"num_people is limited to 50, got {num_people!r}")
+    rot_r, scale_r, sel = _common_options(rotation, scale, p_back, pixel_noise, skeleton)
+    p_back, pixel_noise = _noise_options(p_back, pixel_noise)
+    return dict(h=h, w=w, np_r=np_r, rot_r=rot_r, scale_r=scale_r, sel=sel, p_back=p_back,
+                pixel_noise=pixel_noise)
+
+
+def _check_background_kind(background: Any) -> None:
+    """A kind name must be known (arrays are checked against the size when used)."""
+    if isinstance(background, str) and background not in BACKGROUND_KINDS:
+        raise ValueError(f"background must be one of {', '.join(BACKGROUND_KINDS)} or an array, got {background!r}")
+    if not isinstance(background, (str, np.ndarray, torch.Tensor, list, tuple)):
+        raise TypeError(f"background must be a kind name ({', '.join(BACKGROUND_KINDS)}) or an image array, "
+                        f"got {checks.describe(background)}")
 
 
 def make_person(
@@ -926,12 +966,9 @@ def make_person(
     skeleton: COCO-17 or a subset of its keypoints (selects and orders the keypoints).
     """
     rng = as_rng(rng)
-    h, w = parse_size(size)
-    if not isinstance(distractors, (int, np.integer)) or isinstance(distractors, bool) or distractors < 0:
-        raise ValueError(f"distractors must be a non-negative int, got {distractors!r}")
-    if not isinstance(crop_jitter, (int, float, np.floating, np.integer)) or not 0.0 <= float(crop_jitter) <= 1.0:
-        raise ValueError(f"crop_jitter must be a number in [0, 1], got {crop_jitter!r}")
-    rot_r, scale_r, sel = _common_options(rotation, scale, p_back, pixel_noise, skeleton)
+    o = _person_options(size, background, distractors, crop_jitter, rotation, scale, p_back, pixel_noise, skeleton)
+    h, w, distractors, crop_jitter = o["h"], o["w"], o["distractors"], o["crop_jitter"]
+    rot_r, scale_r, sel, p_back, pixel_noise = o["rot_r"], o["scale_r"], o["sel"], o["p_back"], o["pixel_noise"]
 
     img = _background(rng, background, h, w)
     center = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
@@ -992,20 +1029,9 @@ def make_scene(
     centre inside the image, but may be fully hidden by people in front (``area == 0``).
     """
     rng = as_rng(rng)
-    h, w = parse_size(size)
-    if isinstance(num_people, (int, np.integer)) and not isinstance(num_people, bool):
-        np_r = (int(num_people), int(num_people))
-    elif isinstance(num_people, (tuple, list)) and len(num_people) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in num_people
-    ):
-        np_r = (int(num_people[0]), int(num_people[1]))
-    else:
-        raise TypeError(f"num_people must be an int or a pair of ints, got {num_people!r}")
-    if np_r[0] < 1 or np_r[0] > np_r[1]:
-        raise ValueError(f"num_people must be >= 1 (and low <= high), got {num_people!r}")
-    if np_r[1] > 50:
-        raise ValueError(f"num_people is limited to 50, got {num_people!r}")
-    rot_r, scale_r, sel = _common_options(rotation, scale, p_back, pixel_noise, skeleton)
+    o = _scene_options(size, num_people, background, rotation, scale, p_back, pixel_noise, skeleton)
+    h, w, np_r = o["h"], o["w"], o["np_r"]
+    rot_r, scale_r, sel, p_back, pixel_noise = o["rot_r"], o["scale_r"], o["sel"], o["p_back"], o["pixel_noise"]
 
     img = _background(rng, background, h, w)
     n = int(rng.integers(np_r[0], np_r[1] + 1))
@@ -1066,18 +1092,27 @@ class SyntheticPeople(torch.utils.data.Dataset):
 
     def __init__(self, length: int, image_size: int | Sequence[int] = 256, mode: str = "single",
                  seed: int = 0, return_masks: bool = False, **kwargs: Any) -> None:
-        if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 0:
+        if isinstance(length, (bool, np.bool_)) or not isinstance(length, (int, np.integer)):
+            raise TypeError(f"length must be a non-negative int, got {checks.describe(length)}")
+        if length < 0:
             raise ValueError(f"length must be a non-negative int, got {length!r}")
-        if mode not in ("single", "multi"):
+        if not isinstance(mode, str) or mode not in ("single", "multi"):
             raise ValueError(f"mode must be 'single' or 'multi', got {mode!r}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be a non-negative int, got {checks.describe(seed)}")
+        if seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        parse_size(image_size)
+        parse_size(image_size, name="image_size")
         self.fn = make_person if mode == "single" else make_scene
         try:
-            inspect.signature(self.fn).bind(None, image_size, **kwargs)
+            bound = inspect.signature(self.fn).bind(None, image_size, **kwargs)
         except TypeError as e:
             raise TypeError(f"invalid keyword for {self.fn.__name__}: {e}") from None
+        # every option is checked now, not when the first item is drawn (in a DataLoader worker)
+        bound.apply_defaults()
+        options = dict(bound.arguments)
+        del options["rng"]
+        (_person_options if mode == "single" else _scene_options)(**options)
         self.length = int(length)
         self.image_size = image_size
         self.mode = mode
@@ -1089,19 +1124,17 @@ class SyntheticPeople(torch.utils.data.Dataset):
         return self.length
 
     def sample(self, i: int) -> Sample:
-        """Item ``i`` as a :class:`Sample` (numpy arrays, with masks and part map)."""
-        i = _check_index(i, self.length)
+        """Item ``i`` as a :class:`Sample` (numpy arrays, with masks and part map); a
+        negative ``i`` counts from the end, as in a list."""
+        i = checks.index(i, self.length, "index")
         rng = np.random.default_rng([self.seed, i])
         return self.fn(rng, self.image_size, **self.kwargs)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if isinstance(i, torch.Tensor):
-            i = int(i)
-        if i < 0:
-            i += self.length
+        i = checks.index(i, self.length, "index")
         s = self.sample(i)
         out = s.to_torch(masks=self.return_masks)
-        out["index"] = torch.tensor(int(i), dtype=torch.int64)
+        out["index"] = torch.tensor(i, dtype=torch.int64)
         return out
 
 
@@ -1114,9 +1147,9 @@ def collate_people(batch: Sequence[dict[str, torch.Tensor]]) -> dict[str, Any]:
     ``DataLoader(ds, batch_size=..., collate_fn=collate_people)``.
     """
     if not isinstance(batch, (list, tuple)) or len(batch) == 0:
-        raise ValueError("collate_people needs a non-empty list of items")
+        raise ValueError(f"batch must be a non-empty list of items, got {checks.describe(batch)}")
     if not all(isinstance(b, dict) for b in batch):
-        raise TypeError("collate_people expects dict items as returned by SyntheticPeople")
+        raise TypeError("batch must hold dict items as returned by SyntheticPeople")
     keys = batch[0].keys()
     out: dict[str, Any] = {}
     for k in keys:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -128,14 +129,20 @@ class Skeleton:
                     "permutation would not be an involution"
                 )
             used.update((a, b))
-        try:
-            sig = tuple(float(s) for s in self.sigmas)
-        except (TypeError, ValueError):
-            raise TypeError("sigmas must be a list of numbers") from None
+        sigmas = self.sigmas
+        if hasattr(sigmas, "tolist") and not isinstance(sigmas, (str, bytes)):  # numpy array or tensor
+            sigmas = sigmas.tolist()
+        if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Iterable):
+            raise TypeError(f"sigmas must be a list of numbers, got {type(sigmas).__name__}")
+        sigmas = list(sigmas)
+        for i, s in enumerate(sigmas):
+            if isinstance(s, (bool, np.bool_)) or not isinstance(s, (numbers.Real, np.floating, np.integer)):
+                raise TypeError(f"sigmas[{i}] must be a number, got {s!r}")
+        sig = tuple(float(s) for s in sigmas)
         if len(sig) != k:
             raise ValueError(f"sigmas has length {len(sig)} but there are {k} keypoints")
         if not all(math.isfinite(s) and s > 0 for s in sig):
-            raise ValueError("sigmas must be finite and positive")
+            raise ValueError(f"sigmas must be finite and positive, got {list(sig)}")
         colors_in = list(self.limb_colors)
         if not colors_in:
             colors = tuple((0.2, 0.6, 1.0) for _ in limbs)
@@ -238,8 +245,15 @@ class Skeleton:
     def subset(self, names: Iterable[str], name: str | None = None) -> "Skeleton":
         """The skeleton restricted to ``names`` (in that order); limbs and flip pairs
         whose keypoints are not all kept are dropped."""
+        if isinstance(names, (str, bytes)):
+            raise TypeError(f"names must be a list of keypoint names, got the text {names!r}")
         names = list(names)
-        idx = [self.index(n) for n in names]
+        try:
+            idx = [self.index(n) for n in names]
+        except ValueError as e:
+            raise ValueError(f"names: {e}") from None
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"names must not repeat a keypoint, got {names}")
         remap = {old: new for new, old in enumerate(idx)}
         limbs, colors = [], []
         for (a, b), c in zip(self.limbs, self.limb_colors):
@@ -276,7 +290,7 @@ def load_skeleton(name: str | Path = "coco17") -> Skeleton:
     bundled = SKELETON_DIR / f"{name}.json"
     if not bundled.is_file():
         raise ValueError(
-            f"unknown skeleton {str(name)!r}; bundled: {', '.join(available_skeletons())} "
+            f"name: unknown skeleton {str(name)!r}; bundled: {', '.join(available_skeletons())} "
             "(or pass a path to a .json file)"
         )
     return Skeleton.from_json(bundled)

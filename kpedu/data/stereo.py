@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import checks
+
 __all__ = ["stereo_motorcycle", "stereo_errors"]
 
 
@@ -54,10 +56,7 @@ def stereo_motorcycle(scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, n
     """
     from skimage import data
 
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating, np.integer)):
-        raise TypeError(f"scale must be a number, got {type(scale).__name__}")
-    if not np.isfinite(scale) or not 0.05 <= scale <= 4.0:
-        raise ValueError(f"scale must lie in [0.05, 4], got {scale!r}")
+    scale = checks.number(scale, "scale", minimum=0.05, maximum=4.0)
     left, right, disp = data.stereo_motorcycle()
     to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 255.0  # noqa: E731
     left, right = to_t(left), to_t(right)
@@ -81,24 +80,20 @@ def stereo_errors(kp_left, kp_right, matches, disparity) -> np.ndarray:
     ``(P,)`` float64, NaN where the left keypoint is outside the disparity map or its
     disparity is invalid (NaN or inf): drop those before :func:`kpedu.metrics.mma`.
     Keypoints are ``(N, 2)`` ``(x, y)`` with pixel centres at integers; ``disparity`` is
-    ``(H, W)`` as returned by :func:`stereo_motorcycle`.
+    ``(H, W)`` as returned by :func:`stereo_motorcycle`: NaN or ``inf`` where there is no
+    ground truth. A missing keypoint (NaN, on either side) is a miss, never dropped: its
+    error is ``inf``.
     """
     def points(kp, name):
-        if isinstance(kp, torch.Tensor):
-            kp = kp.detach().cpu().numpy()
-        a = np.asarray(kp, dtype=np.float64)
+        a = checks.as_array(kp, name)
         if a.size == 0:
             return a.reshape(0, 2)
-        if a.ndim != 2 or a.shape[1] != 2:
-            raise ValueError(f"{name} must have shape (N, 2), got {a.shape}")
-        return a
+        return checks.points(a, name, ndim=2, backend="numpy", shape_text="(N, 2)")  # NaN: missing
 
     pl, pr = points(kp_left, "kp_left"), points(kp_right, "kp_right")
-    if isinstance(disparity, torch.Tensor):
-        disparity = disparity.detach().cpu().numpy()
-    d = np.asarray(disparity, dtype=np.float64)
+    d = checks.as_array(disparity, "disparity")  # NaN / inf: no ground truth
     if d.ndim != 2:
-        raise ValueError(f"disparity must have shape (H, W), got {d.shape}")
+        raise ValueError(f"disparity must have shape (H, W), got shape {d.shape}")
     from ..metrics import match_indices
 
     m = match_indices(matches, len(pl), len(pr))
@@ -114,4 +109,6 @@ def stereo_errors(kp_left, kp_right, matches, disparity) -> np.ndarray:
     di[inside] = d[row[inside].astype(np.int64), col[inside].astype(np.int64)]
     di[~np.isfinite(di)] = np.nan
     true = np.stack([left[:, 0] - di, left[:, 1]], axis=1)
-    return np.linalg.norm(right - true, axis=1)
+    err = np.linalg.norm(right - true, axis=1)
+    missing = np.isnan(left).any(1) | np.isnan(right).any(1)
+    return np.where(missing, np.inf, err)

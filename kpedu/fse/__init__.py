@@ -6,6 +6,11 @@ Modules: :mod:`~kpedu.fse.tps` (thin-plate-spline warps of images and points),
 positions), :mod:`~kpedu.fse.loss` (alignment and diversity losses),
 :mod:`~kpedu.fse.evaluate` (the linear-regression NME protocol) and
 :mod:`~kpedu.fse.experiment` (the chapter's data, training and evaluation).
+
+Arguments are checked where they enter (:mod:`kpedu.checks`): images are float in [0, 1]
+or uint8 (scaled by 1/255); sizes, strengths and weights must be finite and in range; a
+NaN learned landmark is a missing prediction, which the NME protocol counts as an
+infinite error (with a warning), never as a dropped image.
 """
 from .evaluate import apply_regressor, fit_regressor, inter_ocular, regression_nme
 from .loss import DIVERSITY_MODES, alignment_loss, diversity_loss

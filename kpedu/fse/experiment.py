@@ -20,11 +20,11 @@ from typing import Callable
 
 import torch
 
-from .. import hub
+from .. import checks, hub
 from ..bench import time_call
 from ..runtime import resolve_profile
 from .evaluate import regression_nme
-from .loss import alignment_loss, diversity_loss
+from .loss import DIVERSITY_MODES, alignment_loss, diversity_loss
 from .model import LandmarkNet
 from .tps import random_tps
 
@@ -103,8 +103,10 @@ def make_faces_split(n: int, seed: int, image_size: int | None = None, progress:
     """``n`` procedural faces (:func:`kpedu.data.make_faces`) with the recipe's options."""
     from ..data import make_faces
 
-    size = RECIPE["image_size"] if image_size is None else int(image_size)
-    return make_faces(int(n), size, int(seed), progress=progress, **{**RECIPE["faces"], **kwargs})
+    n = checks.integer(n, "n", minimum=1)
+    seed = checks.integer(seed, "seed", minimum=0)
+    size = RECIPE["image_size"] if image_size is None else checks.integer(image_size, "image_size", minimum=16)
+    return make_faces(n, size, seed, progress=progress, **{**RECIPE["faces"], **kwargs})
 
 
 def make_pairs(images: torch.Tensor, generator: torch.Generator | None = None, strength: float = 1.0,
@@ -114,9 +116,10 @@ def make_pairs(images: torch.Tensor, generator: torch.Generator | None = None, s
 
     Returns ``{"x1", "x2", "g1", "g2"}``: the two image batches and the two
     :class:`~kpedu.fse.TPSWarp` objects; ``g2.points`` maps landmarks of ``x1`` to ``x2``.
+    ``images`` are float in [0, 1] or uint8 (scaled by 1/255, :func:`kpedu.checks.image`).
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be (B, 3, H, W), got {getattr(images, 'shape', type(images))}")
+    images = checks.image(images, "images", ndim=4, channels=3, shape_text="(B, 3, H, W)", dtype=_float_dtype(images))
+    strength = checks.number(strength, "strength", minimum=0)
     b, _, h, w = images.shape
     opts = {**RECIPE["warp"], **warp_kwargs}
     g1 = random_tps(b, (h, w), strength, generator=generator, device=images.device, **opts)
@@ -130,7 +133,9 @@ def pool_probs(probs: torch.Tensor, pool: int) -> torch.Tensor:
     """Probability maps ``(B, K, H, W)`` summed over ``pool x pool`` blocks: still one
     distribution per landmark, on a grid ``pool`` times coarser (``pool = 1``: unchanged;
     when ``pool`` does not divide the map, the last row and column of blocks are smaller)."""
-    if pool <= 1:
+    probs = checks.maps(probs, "probs", ndim=4, shape_text="(B, K, H, W)")
+    pool = checks.integer(pool, "pool", minimum=1)
+    if pool == 1:
         return probs
     return torch.nn.functional.avg_pool2d(probs, pool, stride=pool, ceil_mode=True, divisor_override=1)
 
@@ -142,10 +147,12 @@ def fse_loss(model: LandmarkNet, x1: torch.Tensor, x2: torch.Tensor, g2, diversi
     in pixels^2 divided by ``alignment_scale``) plus ``diversity_weight`` times the diversity
     loss of both images' maps (``diversity=None`` takes :data:`RECIPE`; ``"none"`` or a zero
     weight trains with the alignment loss alone). Returns ``(loss, logs)``."""
-    mode = RECIPE["diversity"] if diversity is None else diversity
-    weight = RECIPE["diversity_weight"] if diversity_weight is None else float(diversity_weight)
-    scale = RECIPE["alignment_scale"] if alignment_scale is None else float(alignment_scale)
-    pool = RECIPE["diversity_pool"] if diversity_pool is None else int(diversity_pool)
+    mode, weight, scale, pool = _objective(diversity, diversity_weight, alignment_scale, diversity_pool)
+    checks.same_device(x1=x1, x2=x2)
+    x1 = checks.image(x1, "x1", ndim=4, channels=3, shape_text="(B, 3, H, W)", dtype=_float_dtype(x1))
+    x2 = checks.image(x2, "x2", ndim=4, channels=3, shape_text="(B, 3, H, W)", dtype=_float_dtype(x2))
+    if x1.shape != x2.shape:
+        raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} and {tuple(x2.shape)}")
     out = model.detect(torch.cat([x1, x2]))
     p1, p2 = out["landmarks"].chunk(2)
     align = alignment_loss(p2, p1, g2.points)
@@ -158,12 +165,33 @@ def fse_loss(model: LandmarkNet, x1: torch.Tensor, x2: torch.Tensor, g2, diversi
     return loss, logs
 
 
-def _batches(images_u8: torch.Tensor, batch_size: int, generator: torch.Generator):
-    """Endless random batches of float images from a uint8 store."""
-    n = images_u8.shape[0]
+def _float_dtype(x) -> torch.dtype:
+    """A floating tensor's own dtype; float32 for anything else (uint8 images included)."""
+    return x.dtype if isinstance(x, torch.Tensor) and x.dtype.is_floating_point else torch.float32
+
+
+_DIVERSITY = ("none",) + DIVERSITY_MODES  # the objectives fse_loss knows
+
+
+def _objective(diversity, diversity_weight, alignment_scale, diversity_pool) -> tuple[str, float, float, int]:
+    """The loss settings of :func:`fse_loss`, :data:`RECIPE`'s where ``None``, checked."""
+    mode = RECIPE["diversity"] if diversity is None else checks.choice(diversity, "diversity", _DIVERSITY)
+    weight = RECIPE["diversity_weight"] if diversity_weight is None else checks.number(
+        diversity_weight, "diversity_weight", minimum=0)
+    scale = RECIPE["alignment_scale"] if alignment_scale is None else checks.number(
+        alignment_scale, "alignment_scale", minimum=0, min_open=True)
+    pool = RECIPE["diversity_pool"] if diversity_pool is None else checks.integer(diversity_pool, "diversity_pool",
+                                                                                  minimum=1)
+    return mode, weight, scale, pool
+
+
+def _batches(images: torch.Tensor, batch_size: int, generator: torch.Generator):
+    """Endless random batches of float images in [0, 1] from a store of images (uint8,
+    the :class:`kpedu.data.FaceSet` store, or float; :func:`kpedu.checks.image`)."""
+    n = images.shape[0]
     while True:
         idx = torch.randint(n, (batch_size,), generator=generator)
-        yield images_u8[idx].float() / 255.0
+        yield checks.image(images[idx], "faces.images", ndim=4, channels=3, shape_text="(N, 3, H, W)")
 
 
 def train_fse(model: LandmarkNet, faces, steps: int, batch_size: int | None = None, lr: float | None = None,
@@ -173,15 +201,18 @@ def train_fse(model: LandmarkNet, faces, steps: int, batch_size: int | None = No
     """Train ``model`` in place on random TPS pairs of ``faces`` (a :class:`kpedu.data.FaceSet`;
     its landmarks are ignored): Adam with a one-cycle schedule, :func:`fse_loss`, through
     :func:`kpedu.train.fit` (tqdm, AMP on CUDA). Returns its :class:`~kpedu.train.History`."""
-    if steps <= 0:
-        raise ValueError(f"steps must be positive, got {steps}")
+    steps = checks.integer(steps, "steps", minimum=1)
+    bs = RECIPE["batch_size"] if batch_size is None else checks.integer(batch_size, "batch_size", minimum=1)
+    lr = RECIPE["lr"] if lr is None else checks.number(lr, "lr", minimum=0, min_open=True)
+    seed = checks.integer(seed, "seed", minimum=0)
+    log_every = max(1, steps // 50) if log_every is None else checks.integer(log_every, "log_every", minimum=1)
+    _objective(diversity, diversity_weight, None, diversity_pool)
+    _face_images(faces, "faces")
     from ..runtime import get_device
     from ..train import fit, one_cycle
 
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
-    bs = RECIPE["batch_size"] if batch_size is None else int(batch_size)
-    lr = RECIPE["lr"] if lr is None else float(lr)
     gen = torch.Generator().manual_seed(seed)
     warp_gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -193,7 +224,7 @@ def train_fse(model: LandmarkNet, faces, steps: int, batch_size: int | None = No
                         diversity_pool=diversity_pool)
 
     return fit(model, _batches(faces.images, bs, gen), loss_fn, steps=steps, optimizer=opt, scheduler=sched,
-               device=device, log_every=max(1, steps // 50) if log_every is None else int(log_every), desc=desc,
+               device=device, log_every=log_every, desc=desc,
                progress=progress, callback=callback)
 
 
@@ -213,16 +244,19 @@ def detect_landmarks(model: LandmarkNet, images: torch.Tensor, batch_size: int =
     from ..train import evaluating
     from .tps import random_tps
 
-    if not isinstance(tta, int) or isinstance(tta, bool) or tta < 0:
-        raise ValueError(f"tta must be an int >= 0, got {tta!r}")
-    strength = RECIPE["tta_strength"] if tta_strength is None else float(tta_strength)
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    tta = checks.integer(tta, "tta", minimum=0)
+    strength = RECIPE["tta_strength"] if tta_strength is None else checks.number(tta_strength, "tta_strength",
+                                                                                 minimum=0)
+    seed = checks.integer(seed, "seed", minimum=0)
     dev = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(int(seed))
+    images = _images_for(images, "images", dev)
+    gen = torch.Generator().manual_seed(seed)
     pts, probs = [], []
     with evaluating(model), torch.no_grad():
         for i in range(0, images.shape[0], batch_size):
-            x = images[i:i + batch_size]
-            x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).to(dev)
+            x = checks.image(images[i:i + batch_size], "images", ndim=4, channels=3, shape_text="(N, 3, H, W)",
+                             device=dev)
             out = model.detect(x)
             acc = out["landmarks"]
             for _ in range(tta):
@@ -244,8 +278,14 @@ def evaluate(model: LandmarkNet, fit_faces, test_faces, points=None, tta: int | 
     of the inter-ocular distance."""
     from ..data import MAFL_INDICES
 
-    n_tta = RECIPE["tta"] if tta is None else int(tta)
-    idx = list(MAFL_INDICES if points is None else points)
+    n_tta = RECIPE["tta"] if tta is None else checks.integer(tta, "tta", minimum=0)
+    num = int(fit_faces.landmarks.shape[1])
+    if isinstance(points, (str, bytes)) or (points is not None and not hasattr(points, "__iter__")):
+        raise TypeError(f"points must be a sequence of landmark indices, got {checks.describe(points)}")
+    idx = list(MAFL_INDICES) if points is None else [checks.index(p, num, f"points[{n}]") for n, p in enumerate(points)]
+    if MAFL_INDICES[0] not in idx or MAFL_INDICES[1] not in idx:
+        raise ValueError(f"points must include the two eye landmarks {tuple(MAFL_INDICES[:2])} (the NME's "
+                         f"normaliser), got {tuple(idx)}")
     a = detect_landmarks(model, fit_faces.images, tta=n_tta)
     b = detect_landmarks(model, test_faces.images, tta=n_tta, seed=1)
     eyes = (idx.index(MAFL_INDICES[0]), idx.index(MAFL_INDICES[1]))
@@ -258,9 +298,14 @@ def equivariance_error(model: LandmarkNet, faces, n: int = 128, seed: int = 0, s
     the alignment loss's quantity, as an error rather than a squared mean."""
     from ..train import evaluating
 
+    n = checks.integer(n, "n", minimum=1)
+    seed = checks.integer(seed, "seed", minimum=0)
+    strength = checks.number(strength, "strength", minimum=0)
     dev = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    images = faces.images[:n].float().to(dev) / 255.0
+    images = _face_images(faces, "faces")
+    images = checks.image(_images_for(images[:n], "faces.images", dev), "faces.images", ndim=4, channels=3,
+                          shape_text="(N, 3, H, W)", device=dev)
     pair = make_pairs(images, gen, strength)
     with evaluating(model):
         p1 = model.detect(pair["x1"])["landmarks"]
@@ -271,7 +316,10 @@ def equivariance_error(model: LandmarkNet, faces, n: int = 128, seed: int = 0, s
 def landmark_spread(landmarks: torch.Tensor) -> float:
     """Mean distance (pixels) between two different landmarks of the same image: near 0
     when all ``K`` landmarks collapse onto one point."""
-    if landmarks.ndim != 3 or landmarks.shape[1] < 2:
+    landmarks = checks.points(landmarks, "landmarks", ndim=3, allow_nan=False, shape_text="(N, K >= 2, 2)",
+                              dtype=landmarks.dtype if isinstance(landmarks, torch.Tensor)
+                              and landmarks.dtype.is_floating_point else None)
+    if landmarks.shape[1] < 2:
         raise ValueError(f"landmarks must be (N, K >= 2, 2), got {tuple(landmarks.shape)}")
     d = torch.cdist(landmarks, landmarks)
     k = landmarks.shape[1]
@@ -287,6 +335,9 @@ def run_recipe(model: LandmarkNet, profile=None, device=None, progress: bool = T
     ``nme_single`` (one pass), ``tta``, ``train_nme``, ``per_point`` (% per MAFL point), ``equivariance_px``, ``spread_px`` (:func:`landmark_spread`), ``curve`` (rows
     ``[step, nme]``), ``steps`` and ``train_seconds``.
     """
+    steps = None if steps is None else checks.integer(steps, "steps", minimum=1)
+    seed = checks.integer(seed, "seed", minimum=0)
+    _objective(diversity, diversity_weight, None, None)
     name = resolve_profile(profile).name
     t0 = time.time()
     if train is None:
@@ -295,7 +346,7 @@ def run_recipe(model: LandmarkNet, profile=None, device=None, progress: bool = T
         n_fit, n_test = RECIPE["eval_faces"][name]
         both = make_faces_split(n_fit + n_test, RECIPE["eval_seed"])
         fit_faces, test_faces = both.subset(slice(0, n_fit)), both.subset(slice(n_fit, n_fit + n_test))
-    steps = RECIPE["steps"][name] if steps is None else int(steps)
+    steps = RECIPE["steps"][name] if steps is None else steps
     curve: list[list[float]] = []
     every = max(1, steps // RECIPE["curve_points"])
     probe_fit, probe_test = fit_faces.subset(slice(0, min(200, len(fit_faces)))), test_faces.subset(
@@ -338,8 +389,8 @@ def run_ablation(variant: str, profile=None, device=None, progress: bool = True,
     """Train one diversity ablation (:data:`ABLATIONS`: ``"align"``, ``"pairwise"``,
     ``"max"``) from ``seed`` at the shared budget :data:`ABLATION_STEPS`; returns
     ``(model, metrics)`` with the metrics of :func:`run_recipe` plus ``seconds_per_step``."""
-    if variant not in ABLATIONS:
-        raise ValueError(f"variant must be one of {sorted(ABLATIONS)}, got {variant!r}")
+    checks.choice(variant, "variant", sorted(ABLATIONS))
+    seed = checks.integer(seed, "seed", minimum=0)
     from ..runtime import seed_everything
 
     name = resolve_profile(profile).name
@@ -358,8 +409,16 @@ def diversity_timing(ks=(10, 30, 50), batch: int = 32, size: int = 32, repeats: 
     """Milliseconds for one forward and backward pass of each diversity form on random
     probability maps ``(batch, K, size, size)`` (default: the book's 32x32 maps), for
     each ``K`` in ``ks``. Returns ``{"K": [...], "pairwise": [...], "max": [...]}``."""
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise TypeError(f"ks must be a sequence of landmark counts such as (10, 30), got {checks.describe(ks)}")
+    ks = [checks.integer(k, f"ks[{n}]", minimum=1) for n, k in enumerate(ks)]
+    if not ks:
+        raise ValueError("ks must hold at least one landmark count")
+    batch = checks.integer(batch, "batch", minimum=1)
+    size = checks.integer(size, "size", minimum=1)
+    repeats = checks.integer(repeats, "repeats", minimum=1)
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    out: dict[str, list] = {"K": [int(k) for k in ks], "pairwise": [], "max": []}
+    out: dict[str, list] = {"K": list(ks), "pairwise": [], "max": []}
     gen = torch.Generator().manual_seed(0)
     for k in ks:
         logits = torch.randn(batch, int(k), size * size, generator=gen).to(dev).requires_grad_()
@@ -379,10 +438,13 @@ def step_timing(model: LandmarkNet, batch_size: int | None = None, steps: int = 
     itself is left unchanged."""
     import copy
 
+    bs = RECIPE["batch_size"] if batch_size is None else checks.integer(batch_size, "batch_size", minimum=1)
+    steps = checks.integer(steps, "steps", minimum=1)
+    size = RECIPE["image_size"] if image_size is None else checks.integer(image_size, "image_size", minimum=1)
+    if size % model.multiple:
+        raise ValueError(f"image_size must be divisible by the network's {model.multiple}, got {size}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model = copy.deepcopy(model)
-    bs = RECIPE["batch_size"] if batch_size is None else int(batch_size)
-    size = RECIPE["image_size"] if image_size is None else int(image_size)
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
@@ -397,6 +459,25 @@ def step_timing(model: LandmarkNet, batch_size: int | None = None, steps: int = 
 
     sec = time_call(step, steps, device=dev)
     return {"steps_per_second": round(1 / sec, 3), "pairs_per_second": round(bs / sec, 1), "batch_size": bs}
+
+
+def _face_images(faces, name: str) -> torch.Tensor:
+    """``faces.images`` of a :class:`kpedu.data.FaceSet` (or anything with ``images``)."""
+    images = getattr(faces, "images", None)
+    if images is None:
+        raise TypeError(f"{name} must be a FaceSet (with .images), got {checks.describe(faces)}")
+    return images
+
+
+def _images_for(images, name: str, device: torch.device):
+    """``images`` to be checked and moved to ``device`` batch by batch: a tensor that holds
+    no data (the meta device) cannot be moved; anything else is checked whole."""
+    if isinstance(images, torch.Tensor):
+        if images.device.type == "meta" and torch.device(device).type != "meta":
+            raise ValueError(f"{name} is on the meta device (it holds no data) and the model on {device}; "
+                             "move it with .to(device)")
+        return images
+    return checks.image(images, name, ndim=4, channels=3, shape_text="(N, 3, H, W)")
 
 
 @hub.recipe("fse-book", description="Factorized spatial embeddings, K = 10 landmarks, 64x64 procedural faces",

@@ -13,15 +13,21 @@ from typing import Callable
 
 import torch
 
+from .. import checks
+
 __all__ = ["alignment_loss", "diversity_loss", "DIVERSITY_MODES"]
 
 DIVERSITY_MODES = ("pairwise", "max")
 
 
 def _landmarks(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Landmarks ``(B, K >= 1, 2)``: a tensor (a loss needs gradients), finite, its float
+    dtype kept (:func:`kpedu.checks.points`)."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor of shape (B, K, 2), got {type(x).__name__}")
-    if x.ndim != 3 or x.shape[-1] != 2 or x.shape[1] < 1:
+        raise TypeError(f"{name} must be a tensor of shape (B, K, 2), got {checks.describe(x)}")
+    x = checks.points(x, name, ndim=3, allow_nan=False, shape_text="(B, K, 2)",
+                      dtype=x.dtype if x.dtype.is_floating_point else None)
+    if x.shape[1] < 1:
         raise ValueError(f"{name} must have shape (B, K, 2) with K >= 1, got {tuple(x.shape)}")
     return x
 
@@ -40,6 +46,7 @@ def alignment_loss(landmarks_warped: torch.Tensor, landmarks: torch.Tensor,
         The batch mean, a scalar in squared coordinate units (pixels^2 if the landmarks
         are in pixels). Differentiable in both landmark sets.
     """
+    checks.same_device(landmarks_warped=landmarks_warped, landmarks=landmarks)
     a = _landmarks(landmarks_warped, "landmarks_warped")
     b = _landmarks(landmarks, "landmarks")
     if warp is not None:
@@ -66,11 +73,9 @@ def diversity_loss(probs: torch.Tensor, mode: str = "max", check: bool = True) -
         The batch mean, a scalar.
     """
     if not isinstance(probs, torch.Tensor):
-        raise TypeError(f"probs must be a tensor of shape (B, K, H, W), got {type(probs).__name__}")
-    if probs.ndim != 4:
-        raise ValueError(f"probs must have shape (B, K, H, W), got {tuple(probs.shape)}")
-    if mode not in DIVERSITY_MODES:
-        raise ValueError(f"mode must be one of {DIVERSITY_MODES}, got {mode!r}")
+        raise TypeError(f"probs must be a tensor of shape (B, K, H, W), got {checks.describe(probs)}")
+    probs = checks.maps(probs, "probs", ndim=4, shape_text="(B, K, H, W)")
+    mode = checks.choice(mode, "mode", DIVERSITY_MODES)
     b, k, h, w = probs.shape
     flat = probs.reshape(b, k, h * w)
     if check:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .. import checks
 from ..codecs import heatmap_to_image, soft_argmax
 
 __all__ = ["UNetBackbone", "LandmarkNet"]
@@ -44,9 +45,11 @@ class UNetBackbone(nn.Module):
 
     def __init__(self, out_channels: int, width: int = 16, depth: int = 3, out_stride: int = 2) -> None:
         super().__init__()
-        if width < 1 or depth < 1:
-            raise ValueError(f"width and depth must be positive, got {width}, {depth}")
-        if out_stride < 1 or out_stride & (out_stride - 1) or out_stride > 2 ** depth:
+        out_channels = checks.integer(out_channels, "out_channels", minimum=1)
+        width = checks.integer(width, "width", minimum=1)
+        depth = checks.integer(depth, "depth", minimum=1)
+        out_stride = checks.integer(out_stride, "out_stride", minimum=1)
+        if out_stride & (out_stride - 1) or out_stride > 2 ** depth:
             raise ValueError(f"out_stride must be a power of 2 no larger than 2**depth = {2 ** depth}, got {out_stride}")
         self.depth, self.out_stride = depth, out_stride
         widths = [width * 2 ** i for i in range(depth + 1)]
@@ -96,10 +99,11 @@ class LandmarkNet(nn.Module):
     def __init__(self, num_landmarks: int = 10, backbone: str = "unet", width: int = 16, depth: int = 3,
                  out_stride: int = 2, beta: float = 1.0) -> None:
         super().__init__()
-        if not isinstance(num_landmarks, int) or isinstance(num_landmarks, bool) or num_landmarks < 1:
-            raise ValueError(f"num_landmarks must be a positive int, got {num_landmarks!r}")
-        if not (beta > 0 and math.isfinite(beta)):
-            raise ValueError(f"beta must be positive and finite, got {beta!r}")
+        num_landmarks = checks.integer(num_landmarks, "num_landmarks", minimum=1)
+        beta = checks.number(beta, "beta", minimum=0, min_open=True)
+        backbone = checks.choice(backbone, "backbone", ("unet", "hourglass"))
+        width = checks.integer(width, "width", minimum=1)
+        depth = checks.integer(depth, "depth", minimum=1)
         self.num_landmarks, self.backbone_name, self.beta = num_landmarks, backbone, float(beta)
         if backbone == "unet":
             self.backbone = UNetBackbone(num_landmarks, width, depth, out_stride)
@@ -113,12 +117,16 @@ class LandmarkNet(nn.Module):
                                              stem_channels=(max(2, (w // 2) + (w // 2) % 2), w))
             self.stride = 4
             self.multiple = 4 * 2 ** depth
-        else:
-            raise ValueError(f"backbone must be 'unet' or 'hourglass', got {backbone!r}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be (B, 3, H, W), got {getattr(images, 'shape', type(images))}")
+        """Score maps ``(B, K, H / s, W / s)`` of ``images`` ``(B, 3, H, W)``: float in
+        [0, 1] or uint8 (scaled by 1/255), on the model's device (:func:`kpedu.checks.image`)."""
+        dev = next(self.parameters()).device
+        checks.same_device(images=images, model=next(self.parameters()))
+        is_tensor = isinstance(images, torch.Tensor)
+        images = checks.image(images, "images", ndim=4, channels=3, shape_text="(B, 3, H, W)",
+                              dtype=images.dtype if is_tensor and images.dtype.is_floating_point else torch.float32,
+                              device=None if is_tensor else dev)
         h, w = images.shape[-2:]
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"image sides must be divisible by {self.multiple}, got {h} x {w}")
@@ -133,5 +141,7 @@ class LandmarkNet(nn.Module):
         """
         if scores is None:
             scores = self(images)
+        else:
+            scores = checks.maps(scores, "scores", ndim=4, shape_text="(B, K, h, w)")
         coords, probs = soft_argmax(scores.float(), beta=self.beta, return_probs=True)
         return {"landmarks": heatmap_to_image(coords, self.stride), "probs": probs, "scores": scores}

@@ -31,8 +31,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .. import checks
 
 __all__ = [
     "tps_kernel",
@@ -47,42 +50,50 @@ __all__ = [
 ]
 
 
-def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, bool):
-        raise TypeError("image_size must be an int or (H, W)")
-    if isinstance(image_size, int):
-        h = w = image_size
-    else:
-        try:
-            h, w = (int(v) for v in image_size)
-        except (TypeError, ValueError):
-            raise TypeError(f"image_size must be an int or (H, W), got {image_size!r}") from None
-    if h < 2 or w < 2:
-        raise ValueError(f"image_size must be at least 2 x 2, got {(h, w)}")
-    return h, w
+def _size(image_size: int | Sequence[int], name: str = "image_size") -> tuple[int, int]:
+    """``S`` or ``(H, W)``, at least 2 x 2 (:func:`kpedu.checks.size`)."""
+    return checks.size(image_size, name, minimum=2)
+
+
+def _float_dtype(x) -> torch.dtype | None:
+    """A floating tensor's own dtype (float64 stays float64); ``None`` (float32) otherwise."""
+    return x.dtype if isinstance(x, torch.Tensor) and x.dtype.is_floating_point else None
 
 
 def _points(points: torch.Tensor, name: str = "points") -> torch.Tensor:
-    if not isinstance(points, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor of shape (B, P, 2), got {type(points).__name__}")
-    if points.ndim != 3 or points.shape[-1] != 2:
-        raise ValueError(f"{name} must have shape (B, P, 2), got {tuple(points.shape)}")
-    if not points.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {points.dtype}")
-    return points
+    """Points ``(B, P, 2)`` as a finite float tensor (its float dtype and device kept;
+    :func:`kpedu.checks.points`)."""
+    return checks.points(points, name, ndim=3, allow_nan=False, dtype=_float_dtype(points), shape_text="(B, P, 2)")
+
+
+def _coords(points, name: str = "points") -> torch.Tensor:
+    """``(..., 2)`` coordinates for the pixel <-> normalised maps; NaN (a missing point) stays NaN."""
+    return checks.points(points, name, ndim=None, allow_nan=True, dtype=_float_dtype(points))
 
 
 def pixel_to_normalized(points: torch.Tensor, image_size: int | Sequence[int]) -> torch.Tensor:
     """Pixel ``(x, y)`` to :func:`~torch.nn.functional.grid_sample` coordinates
-    (``align_corners=False``): ``u = (2 x + 1) / W - 1``, so ``-0.5 -> -1`` and ``W - 0.5 -> 1``."""
-    h, w = _size(image_size)
+    (``align_corners=False``): ``u = (2 x + 1) / W - 1``, so ``-0.5 -> -1`` and ``W - 0.5 -> 1``.
+
+    ``points`` is ``(..., 2)``; NaN (a missing point) stays NaN."""
+    points = _coords(points)
+    return _to_normalized(points, _size(image_size))
+
+
+def _to_normalized(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    h, w = size
     scale = points.new_tensor([w, h])
     return (2 * points + 1) / scale - 1
 
 
 def normalized_to_pixel(points: torch.Tensor, image_size: int | Sequence[int]) -> torch.Tensor:
     """Inverse of :func:`pixel_to_normalized`: ``x = ((u + 1) W - 1) / 2``."""
-    h, w = _size(image_size)
+    points = _coords(points)
+    return _to_pixel(points, _size(image_size))
+
+
+def _to_pixel(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    h, w = size
     scale = points.new_tensor([w, h])
     return ((points + 1) * scale - 1) / 2
 
@@ -91,6 +102,7 @@ def pixel_grid(image_size: int | Sequence[int], batch: int = 1, device=None,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The pixel centres of an ``(H, W)`` image as points ``(batch, H * W, 2)``, row-major."""
     h, w = _size(image_size)
+    batch = checks.integer(batch, "batch", minimum=1)
     ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype),
                             indexing="ij")
     grid = torch.stack([xs, ys], dim=-1).reshape(1, h * w, 2)
@@ -99,7 +111,19 @@ def pixel_grid(image_size: int | Sequence[int], batch: int = 1, device=None,
 
 def tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     """The thin-plate radial basis ``U = r^2 log r^2`` of the squared distance ``r2``
-    (``U(0) = 0``, its limit). The factor relative to ``r^2 log r`` is absorbed by the weights."""
+    (``U(0) = 0``, its limit). The factor relative to ``r^2 log r`` is absorbed by the weights.
+
+    ``r2`` is a tensor (or array) of any shape of finite squared distances ``>= 0``."""
+    r2 = checks.as_tensor(r2, "r2", dtype=_float_dtype(r2) or torch.float32)
+    if r2.device.type != "meta" and r2.numel():
+        if not bool(torch.isfinite(r2).all()):
+            raise ValueError(f"r2 must be finite, got {'NaN' if bool(torch.isnan(r2).any()) else 'inf'}")
+        if float(r2.min()) < 0:
+            raise ValueError(f"r2 holds squared distances, which must be >= 0; got {float(r2.min()):g}")
+    return _tps_kernel(r2)
+
+
+def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     return r2 * torch.log(r2.clamp_min(torch.finfo(r2.dtype).tiny))
 
 
@@ -134,12 +158,23 @@ class ThinPlateSpline:
     """
 
     def __init__(self, control: torch.Tensor, weights: torch.Tensor, affine: torch.Tensor) -> None:
+        checks.same_device(control=control, weights=weights, affine=affine)
         control = _points(control, "control")
+        # finite, non-empty float tensors (the kind kpedu.checks calls maps)
+        weights = checks.maps(weights, "weights", ndim=3, shape_text="(B, N, 2)")
+        affine = checks.maps(affine, "affine", ndim=3, shape_text="(B, 3, 2)")
         if weights.shape != control.shape:
             raise ValueError(f"weights must have the shape of control {tuple(control.shape)}, got {tuple(weights.shape)}")
         if affine.shape != (control.shape[0], 3, 2):
             raise ValueError(f"affine must have shape ({control.shape[0]}, 3, 2), got {tuple(affine.shape)}")
         self.control, self.weights, self.affine = control, weights, affine
+
+    @classmethod
+    def _trusted(cls, control: torch.Tensor, weights: torch.Tensor, affine: torch.Tensor) -> "ThinPlateSpline":
+        """A spline from parameters that are already checked (no copies, no checks)."""
+        tps = cls.__new__(cls)
+        tps.control, tps.weights, tps.affine = control, weights, affine
+        return tps
 
     @property
     def batch(self) -> int:
@@ -152,17 +187,22 @@ class ThinPlateSpline:
         ``K_ij = U(|src_i - src_j|^2)`` and ``P = [src, 1]``. ``regularization = 0`` (``lambda``)
         interpolates exactly; larger values trade exactness for smoothness. Needs at least
         three control points that are not on one line."""
+        checks.same_device(src=src, dst=dst)
         src, dst = _points(src, "src"), _points(dst, "dst")
         if src.shape != dst.shape:
             raise ValueError(f"src and dst must have the same shape, got {tuple(src.shape)} and {tuple(dst.shape)}")
         b, n, _ = src.shape
         if n < 3:
             raise ValueError(f"a thin-plate spline needs at least 3 control points, got {n}")
-        if regularization < 0 or not math.isfinite(regularization):
-            raise ValueError(f"regularization must be finite and >= 0, got {regularization!r}")
+        regularization = checks.number(regularization, "regularization", minimum=0)
+        return cls._fit(src, dst, regularization)
+
+    @classmethod
+    def _fit(cls, src: torch.Tensor, dst: torch.Tensor, regularization: float = 0.0) -> "ThinPlateSpline":
+        b, n, _ = src.shape
         dtype = torch.float64  # the system is small; solve it in double precision
         s, d = src.to(dtype), dst.to(dtype)
-        k = tps_kernel(torch.cdist(s, s).square())
+        k = _tps_kernel(torch.cdist(s, s).square())
         k = k + regularization * torch.eye(n, dtype=dtype, device=s.device)
         p = torch.cat([s, torch.ones(b, n, 1, dtype=dtype, device=s.device)], dim=-1)
         top = torch.cat([k, p], dim=-1)
@@ -173,20 +213,28 @@ class ThinPlateSpline:
             sol = torch.linalg.solve(system, rhs)
         except RuntimeError as e:  # singular: collinear or repeated control points
             raise ValueError("cannot fit the thin-plate spline: control points are repeated or collinear") from e
-        return cls(src, sol[:, :n].to(src.dtype), sol[:, n:].to(src.dtype))
+        return cls._trusted(src, sol[:, :n].to(src.dtype), sol[:, n:].to(src.dtype))
 
-    def __call__(self, points: torch.Tensor) -> torch.Tensor:
-        """``f(points)`` for ``points`` ``(B, P, 2)`` (same batch as the spline)."""
+    def _checked(self, points) -> torch.Tensor:
+        checks.same_device(points=points, spline=self.control)
         points = _points(points)
         self._check_batch(points)
-        u = tps_kernel(torch.cdist(points, self.control.to(points.dtype)).square())
+        return points
+
+    def __call__(self, points: torch.Tensor) -> torch.Tensor:
+        """``f(points)`` for ``points`` ``(B, P, 2)`` (same batch and device as the spline)."""
+        return self._apply(self._checked(points))
+
+    def _apply(self, points: torch.Tensor) -> torch.Tensor:
+        u = _tps_kernel(torch.cdist(points, self.control.to(points.dtype)).square())
         w, a = self.weights.to(points.dtype), self.affine.to(points.dtype)
         return points @ a[:, :2] + a[:, 2:] + u @ w
 
     def jacobian(self, points: torch.Tensor) -> torch.Tensor:
         """``df/dp`` at ``points``: ``(B, P, 2, 2)`` with ``J[..., i, j] = d f_i / d p_j``."""
-        points = _points(points)
-        self._check_batch(points)
+        return self._jacobian(self._checked(points))
+
+    def _jacobian(self, points: torch.Tensor) -> torch.Tensor:
         diff = points[:, :, None, :] - self.control[:, None, :, :].to(points.dtype)  # (B, P, N, 2)
         grad = _kernel_grad(diff)  # (B, P, N, 2): dU_n/dp_j
         w, a = self.weights.to(points.dtype), self.affine.to(points.dtype)
@@ -195,8 +243,9 @@ class ThinPlateSpline:
 
     def value_and_jacobian(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``f(points)`` and ``df/dp`` together, sharing the pairwise differences."""
-        points = _points(points)
-        self._check_batch(points)
+        return self._value_and_jacobian(self._checked(points))
+
+    def _value_and_jacobian(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         diff = points[:, :, None, :] - self.control[:, None, :, :].to(points.dtype)  # (B, P, N, 2)
         r2 = (diff * diff).sum(-1)
         log = torch.log(r2.clamp_min(torch.finfo(r2.dtype).tiny))
@@ -211,8 +260,8 @@ class ThinPlateSpline:
             raise ValueError(f"points have batch {points.shape[0]} but the spline has batch {self.batch}")
 
     def to(self, *args, **kwargs) -> "ThinPlateSpline":
-        return ThinPlateSpline(self.control.to(*args, **kwargs), self.weights.to(*args, **kwargs),
-                               self.affine.to(*args, **kwargs))
+        return ThinPlateSpline._trusted(self.control.to(*args, **kwargs), self.weights.to(*args, **kwargs),
+                                        self.affine.to(*args, **kwargs))
 
 
 class Warp:
@@ -243,26 +292,32 @@ class Warp:
 
     def sampling_grid(self, out_size: int | Sequence[int] | None = None) -> torch.Tensor:
         """``g^{-1}`` at the output pixel centres as a ``grid_sample`` grid ``(B, H, W, 2)``."""
-        h, w = self.image_size if out_size is None else _size(out_size)
+        h, w = self.image_size if out_size is None else _size(out_size, "out_size")
         dev = self._device()
         grid = pixel_grid((h, w), self.batch, device=dev)
         src = self.inverse_points(grid)
-        return pixel_to_normalized(src, self.image_size).reshape(self.batch, h, w, 2)
+        return _to_normalized(src, self.image_size).reshape(self.batch, h, w, 2)
 
     def warp_images(self, images: torch.Tensor, padding_mode: str = "reflection", mode: str = "bilinear",
                     out_size: int | Sequence[int] | None = None) -> torch.Tensor:
         """Warp ``images`` ``(B, C, H, W)``: the output at ``q`` is the input at ``g^{-1}(q)``
         (bilinear, ``align_corners=False``). Outside the input, ``padding_mode`` decides
-        (``"reflection"``, ``"border"`` or ``"zeros"``). Differentiable in ``images``."""
-        if not isinstance(images, torch.Tensor) or images.ndim != 4:
-            raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+        (``"reflection"``, ``"border"`` or ``"zeros"``). Differentiable in ``images``.
+
+        ``images`` follow the one rule for images (:func:`kpedu.checks.image`): float in
+        [0, 1] or uint8 (scaled by 1/255, so the result is float in [0, 1]), any number of
+        channels."""
+        images = checks.image(images, "images", ndim=4, channels=None, shape_text="(B, C, H, W)",
+                              dtype=_float_dtype(images) or torch.float32)
+        padding_mode = checks.choice(padding_mode, "padding_mode", ("zeros", "border", "reflection"))
+        mode = checks.choice(mode, "mode", ("bilinear", "nearest", "bicubic"))
         if images.shape[0] != self.batch:
             raise ValueError(f"images have batch {images.shape[0]} but the warp has batch {self.batch}")
         if tuple(images.shape[-2:]) != tuple(self.image_size):
             raise ValueError(f"images are {tuple(images.shape[-2:])} but the warp is for {self.image_size}")
         grid = self.sampling_grid(out_size).to(images.device)
-        dtype = images.dtype if images.is_floating_point() else torch.float32
-        return F.grid_sample(images.to(dtype), grid.to(dtype), mode=mode, padding_mode=padding_mode,
+        dtype = images.dtype
+        return F.grid_sample(images, grid.to(dtype), mode=mode, padding_mode=padding_mode,
                              align_corners=False)
 
     def _device(self) -> torch.device:  # pragma: no cover - interface
@@ -292,8 +347,8 @@ class TPSWarp(Warp):
         self.image_size = _size(image_size)
         self.batch = tps.batch
         self.sampling = bool(sampling)
-        self.newton_steps = int(newton_steps)
-        self.tol = float(tol)
+        self.newton_steps = checks.integer(newton_steps, "newton_steps", minimum=1)
+        self.tol = checks.number(tol, "tol", minimum=0, min_open=True)
 
     @classmethod
     def fit(cls, src: torch.Tensor, dst: torch.Tensor, image_size: int | Sequence[int],
@@ -301,8 +356,9 @@ class TPSWarp(Warp):
         """The TPS warp mapping pixel points ``src`` ``(B, N, 2)`` to ``dst`` (with
         ``sampling=True`` it stores the inverse direction, fitted from ``dst`` to ``src``)."""
         size = _size(image_size)
-        s = pixel_to_normalized(_points(src, "src"), size)
-        d = pixel_to_normalized(_points(dst, "dst"), size)
+        checks.same_device(src=src, dst=dst)
+        s = _to_normalized(_points(src, "src"), size)
+        d = _to_normalized(_points(dst, "dst"), size)
         tps = ThinPlateSpline.fit(d, s, regularization) if sampling else ThinPlateSpline.fit(s, d, regularization)
         return cls(tps, size, sampling=sampling)
 
@@ -310,33 +366,41 @@ class TPSWarp(Warp):
         return self.tps.control.device
 
     def _apply(self, points: torch.Tensor) -> torch.Tensor:
-        return normalized_to_pixel(self.tps(pixel_to_normalized(points, self.image_size)), self.image_size)
+        return _to_pixel(self.tps._apply(_to_normalized(points, self.image_size)), self.image_size)
+
+    def _checked(self, points) -> torch.Tensor:
+        checks.same_device(points=points, warp=self.tps.control)
+        points = _points(points)
+        self.tps._check_batch(points)
+        return points
 
     def points(self, points: torch.Tensor) -> torch.Tensor:
-        points = _points(points)
+        """``g(points)``, points ``(B, P, 2)`` in pixels (same batch and device as the warp)."""
+        points = self._checked(points)
         return self._newton(points) if self.sampling else self._apply(points)
 
     def inverse_points(self, points: torch.Tensor) -> torch.Tensor:
-        points = _points(points)
+        """``g^{-1}(points)``, points ``(B, P, 2)`` in pixels."""
+        points = self._checked(points)
         return self._apply(points) if self.sampling else self._newton(points)
 
     def jacobian(self, points: torch.Tensor) -> torch.Tensor:
         """``dg/dp`` in pixel units ``(B, P, 2, 2)`` (its determinant is the local area change)."""
-        points = _points(points)
+        points = self._checked(points)
         h, w = self.image_size
         s = points.new_tensor([w, h])
         if self.sampling:  # dg/dp = (d g^{-1} / dq at q = g(p))^{-1}
-            q = self.points(points)
-            j = self.tps.jacobian(pixel_to_normalized(q, self.image_size).to(self.tps.control.dtype))
+            q = self._newton(points)
+            j = self.tps._jacobian(_to_normalized(q, self.image_size).to(self.tps.control.dtype))
             j = torch.linalg.inv(j.to(points.dtype))
         else:
-            j = self.tps.jacobian(pixel_to_normalized(points, self.image_size))
+            j = self.tps._jacobian(_to_normalized(points, self.image_size))
         return j * s[None, None, :, None] / s[None, None, None, :]
 
     def _newton(self, points: torch.Tensor) -> torch.Tensor:
         """Solve ``tps(u) = points`` for ``u`` (pixels in, pixels out); differentiable
         through the unrolled iterations."""
-        target = pixel_to_normalized(points, self.image_size)
+        target = _to_normalized(points, self.image_size)
         work = torch.float64 if target.dtype == torch.float64 else torch.float32
         tps = self.tps.to(work)
         t = target.to(work)
@@ -344,27 +408,28 @@ class TPSWarp(Warp):
         u = (t - a[:, 2:]) @ torch.linalg.inv(a[:, :2])
         eps = 1e-9 if work == torch.float64 else 1e-5  # normalised units, near the rounding floor
         for _ in range(self.newton_steps):
-            value, jac = tps.value_and_jacobian(u)
+            value, jac = tps._value_and_jacobian(u)
             r = value - t
             if r.detach().abs().max() < eps:
                 break
             u = u - _solve2x2(jac, r)
-        resid = normalized_to_pixel(tps(u), self.image_size) - normalized_to_pixel(t, self.image_size)
+        resid = _to_pixel(tps._apply(u), self.image_size) - _to_pixel(t, self.image_size)
         err = float(resid.detach().norm(dim=-1).max()) if resid.numel() else 0.0
         if not math.isfinite(err) or err > self.tol:
             raise RuntimeError(f"TPS inversion did not converge (residual {err:.3g} px): the warp may fold over "
                                "itself; use a weaker warp")
-        return normalized_to_pixel(u, self.image_size).to(points.dtype)
+        return _to_pixel(u, self.image_size).to(points.dtype)
 
     def min_jacobian_determinant(self, step: int = 2) -> torch.Tensor:
         """Smallest determinant of the stored spline's Jacobian over the image (sampled every
         ``step`` pixels), per warp. Positive means the warp does not fold over itself (and
         then neither does its inverse); near 0 means strong local compression."""
+        step = checks.integer(step, "step", minimum=1)
         h, w = self.image_size
         ys, xs = torch.meshgrid(torch.arange(0, h, step, dtype=torch.float32),
                                 torch.arange(0, w, step, dtype=torch.float32), indexing="ij")
         grid = torch.stack([xs, ys], -1).reshape(1, -1, 2).expand(self.batch, -1, -1).to(self._device())
-        j = self.tps.jacobian(pixel_to_normalized(grid, self.image_size))
+        j = self.tps._jacobian(_to_normalized(grid, self.image_size))
         return torch.linalg.det(j).amin(dim=1)
 
 
@@ -402,16 +467,19 @@ class ComposedWarp(Warp):
         return points
 
 
-def _range(value, name: str) -> tuple[float, float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        lo, hi = float(value), float(value)
-    else:
-        try:
-            lo, hi = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must be a number or a (low, high) pair, got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f"{name} must be a finite (low, high) pair with low <= high, got {value!r}")
+def _range(value, name: str, minimum: float | None = None, min_open: bool = False) -> tuple[float, float]:
+    """A number ``v`` (the range ``(v, v)``) or a ``(low, high)`` pair with ``low <= high``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or \
+            (isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0):
+        lo = hi = checks.number(value, name, minimum=minimum, min_open=min_open)
+        return lo, hi
+    items = list(value)
+    if len(items) != 2:
+        raise ValueError(f"{name} must be a number or a (low, high) pair, got {len(items)} values")
+    lo = checks.number(items[0], f"{name}[0] (low)", minimum=minimum, min_open=min_open)
+    hi = checks.number(items[1], f"{name}[1] (high)", minimum=minimum, min_open=min_open)
+    if lo > hi:
+        raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {value!r}")
     return lo, hi
 
 
@@ -436,18 +504,14 @@ def random_tps(batch: int, image_size: int | Sequence[int], strength: float = 1.
 
     Returns a :class:`TPSWarp` of batch ``batch``. Deterministic given ``generator``.
     """
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
+    batch = checks.integer(batch, "batch", minimum=1)
     size = _size(image_size)
-    if not isinstance(grid, int) or isinstance(grid, bool) or grid < 2:
-        raise ValueError(f"grid must be an int >= 2, got {grid!r}")
-    for name, v in (("strength", strength), ("rotation", rotation), ("translation", translation),
-                    ("displacement", displacement)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    lo, hi = _range(scale, "scale")
-    if lo <= 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
+    grid = checks.integer(grid, "grid", minimum=2)
+    strength = checks.number(strength, "strength", minimum=0)
+    rotation = checks.number(rotation, "rotation", minimum=0)
+    translation = checks.number(translation, "translation", minimum=0)
+    displacement = checks.number(displacement, "displacement", minimum=0)
+    lo, hi = _range(scale, "scale", minimum=0, min_open=True)
 
     def uniform(n: int, *shape: int) -> torch.Tensor:
         return torch.rand(n, *shape, generator=generator) * 2 - 1
@@ -467,7 +531,7 @@ def random_tps(batch: int, image_size: int | Sequence[int], strength: float = 1.
     rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, 2, 2)
     moved = src + noise
     dst = ((moved * aspect) @ rot.transpose(1, 2)) * s[:, None, None] / aspect + shift[:, None, :]
-    tps = ThinPlateSpline.fit(src.contiguous(), dst)
+    tps = ThinPlateSpline._fit(src.contiguous(), dst)
     if device is not None:
         tps = tps.to(device)
     return TPSWarp(tps, size, sampling=sampling)

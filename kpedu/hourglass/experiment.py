@@ -29,13 +29,13 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .. import hub
+from .. import checks, hub
 from ..runtime import resolve_profile
 from ..augment import augment_batch
 from ..codecs import GaussianHeatmapCodec
 from ..foundations import PeopleTensors, make_people
 from ..metrics import pck
-from .inference import predict_heatmaps
+from .inference import _as_float, _images, _stack, predict_heatmaps
 from .loss import stacked_heatmap_loss
 from .model import StackedHourglass
 
@@ -95,9 +95,13 @@ def make_model(**overrides) -> StackedHourglass:
 
 
 def make_codec(image_size: int | None = None, sigma: float | None = None) -> GaussianHeatmapCodec:
-    """The target codec: ``image_size`` input, heatmaps at stride 4, Gaussian sigma."""
-    s = RECIPE["image_size"] if image_size is None else int(image_size)
-    return GaussianHeatmapCodec(s, s // 4, RECIPE["sigma"] if sigma is None else sigma)
+    """The target codec: ``image_size`` input (a multiple of 4), heatmaps at stride 4,
+    Gaussian sigma (heatmap pixels)."""
+    s = RECIPE["image_size"] if image_size is None else checks.integer(image_size, "image_size", minimum=4)
+    if s % 4:
+        raise ValueError(f"image_size must be a multiple of 4 (the heatmap stride), got {s}")
+    sigma = RECIPE["sigma"] if sigma is None else checks.number(sigma, "sigma", minimum=0.0, min_open=True)
+    return GaussianHeatmapCodec(s, s // 4, sigma)
 
 
 def flip_permutation() -> list[int]:
@@ -110,9 +114,17 @@ def flip_permutation() -> list[int]:
 def augmented_batches(people: PeopleTensors, batch_size: int, generator: torch.Generator,
                       augment: bool = True) -> Iterator[dict]:
     """Endless random batches from ``people``; with ``augment`` each is rotated, scaled
-    and flipped with the paper's ranges (:data:`RECIPE` ``["augment"]``)."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    and flipped with the paper's ranges (:data:`RECIPE` ``["augment"]``). The arguments
+    are checked when it is called, before the first batch."""
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    if not isinstance(people, PeopleTensors):
+        raise TypeError(f"people must be PeopleTensors (make_people), got {checks.describe(people)}")
+    if len(people) == 0:
+        raise ValueError("people is empty")
+    return _batches(people, batch_size, generator, augment)
+
+
+def _batches(people: PeopleTensors, batch_size: int, generator: torch.Generator, augment: bool) -> Iterator[dict]:
     perm = flip_permutation()
     while True:
         idx = torch.randint(len(people), (batch_size,), generator=generator)
@@ -130,7 +142,15 @@ def hourglass_loss(outputs: list[torch.Tensor], keypoints: torch.Tensor, visible
     """The paper's loss for one batch: Gaussian targets from ``codec``, masked MSE at every
     stack (``intermediate``) or at the last stack only. Returns ``(loss, logs)`` with the
     per-stack values in ``logs`` (``stack1``, ``stack2``, ...)."""
-    target, weight = codec.encode(keypoints.detach().cpu(), visible.detach().cpu())
+    if not (callable(getattr(codec, "encode", None)) and hasattr(codec, "heatmap_size")):
+        raise TypeError(f"codec must be a GaussianHeatmapCodec (make_codec), got {checks.describe(codec)}")
+    if not isinstance(outputs, (list, tuple)) or len(outputs) == 0:
+        raise ValueError(f"outputs must be a non-empty list of (B, K, H, W) tensors, one per stack, "
+                         f"got {checks.describe(outputs)}")
+    keypoints = checks.points(keypoints, "keypoints", ndim=(2, 3)).detach().cpu()
+    if isinstance(visible, torch.Tensor):
+        visible = visible.detach().cpu()
+    target, weight = codec.encode(keypoints, visible)
     dev = outputs[-1].device
     target, weight = target.to(dev), weight.to(dev)
     total, per = stacked_heatmap_loss(outputs, target, weight, per_stack=True)
@@ -148,8 +168,13 @@ def train_hourglass(model: StackedHourglass, people: PeopleTensors, steps: int, 
     and loss (:func:`hourglass_loss`). Uses :func:`kpedu.train.fit` and returns its
     :class:`~kpedu.train.History` (per-stack losses in ``history.logs``; a log point, and a
     ``callback`` call, every ``log_every`` steps, default ``steps // 50``)."""
-    if steps <= 0:
-        raise ValueError(f"steps must be positive, got {steps}")
+    steps = checks.integer(steps, "steps", minimum=1)
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    lr = checks.number(lr, "lr", minimum=0.0, min_open=True)
+    seed = checks.integer(seed, "seed", minimum=0)
+    log_every = None if log_every is None else checks.integer(log_every, "log_every", minimum=1)
+    if not isinstance(people, PeopleTensors):
+        raise TypeError(f"people must be PeopleTensors (make_people), got {checks.describe(people)}")
     from ..runtime import get_device
     from ..train import fit, one_cycle
 
@@ -173,14 +198,15 @@ def predict(model: StackedHourglass, images: torch.Tensor, flip_test: bool = Fal
     ``(N, 3, S, S)`` (uint8 or float in [0, 1]), from one stack (default the last), with
     optional flip testing; in batches on the model's device. With ``return_heatmaps``
     also the heatmaps ``(N, K, S/4, S/4)``."""
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be (N, 3, S, S), got {tuple(images.shape)}")
+    images = _images(images, model, lazy=True)  # uint8 stays uint8 until its batch
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    if isinstance(getattr(model, "num_stacks", None), int):
+        stack = _stack(stack, model.num_stacks)
     codec = make_codec(images.shape[-1])
     perm = flip_permutation() if flip_test else None
     kps, scores, heats = [], [], []
     for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        x = _as_float(images[i:i + batch_size])
         h = predict_heatmaps(model, x, flip_test, perm, stack).cpu()
         kp, sc = codec.decode(h)
         kps.append(kp)
@@ -207,6 +233,7 @@ def evaluate(model: StackedHourglass, people: PeopleTensors, flip_test: bool = F
 def per_stack_pck(model: StackedHourglass, people: PeopleTensors, threshold: float = 0.2,
                   flip_test: bool = False) -> list[float]:
     """Mean torso PCK at ``threshold`` of every stack's heatmaps, first to last."""
+    threshold = checks.number(threshold, "threshold", minimum=0.0, min_open=True)
     return [float(pck(predict(model, people.images, flip_test, s)[0], people.keypoints, people.visible, "torso",
                       threshold).mean) for s in range(model.num_stacks)]
 
@@ -234,6 +261,15 @@ def run_recipe(model: StackedHourglass, profile=None, device=None, progress: boo
     ``train_seconds``.
     """
     name = resolve_profile(profile).name
+    curve_points = checks.integer(curve_points, "curve_points", minimum=0)
+    steps = None if steps is None else checks.integer(steps, "steps", minimum=1)
+    start_cycle = checks.integer(start_cycle, "start_cycle", minimum=0)
+    if steps is None:
+        cycles = [(RECIPE["steps"][name], RECIPE["lr"])] + [tuple(c) for c in RECIPE["restarts"][name]]
+    else:
+        cycles = [(steps, RECIPE["lr"])]
+    if not 0 <= start_cycle < len(cycles):
+        raise ValueError(f"start_cycle must be in [0, {len(cycles)}), got {start_cycle}")
     t0 = time.time()
     size = RECIPE["image_size"]
     if train is None:
@@ -241,12 +277,6 @@ def run_recipe(model: StackedHourglass, profile=None, device=None, progress: boo
     if val is None:
         val = make_people(RECIPE["val_people"][name], RECIPE["val_seed"], size)
     probe = _subset(val, 200)
-    if steps is None:
-        cycles = [(RECIPE["steps"][name], RECIPE["lr"])] + [tuple(c) for c in RECIPE["restarts"][name]]
-    else:
-        cycles = [(int(steps), RECIPE["lr"])]
-    if not 0 <= start_cycle < len(cycles):
-        raise ValueError(f"start_cycle must be in [0, {len(cycles)}), got {start_cycle}")
     curve: list[list[float]] = list(prior["curve"]) if prior else []
     offset = sum(c[0] for c in cycles[:start_cycle])
     for c in range(start_cycle, len(cycles)):

@@ -24,11 +24,46 @@ model; smaller configurations are the same class with smaller numbers.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import checks
+
 __all__ = ["Residual", "Hourglass", "StackedHourglass"]
+
+
+def _even(value, name: str) -> int:
+    """A channel count that a bottleneck halves: an even integer ``>= 2``."""
+    v = checks.integer(value, name, minimum=2)
+    if v % 2:
+        raise ValueError(f"{name} must be even (the bottleneck has half as many channels), got {v}")
+    return v
+
+
+def _network_images(images, model: nn.Module, multiple: int) -> torch.Tensor:
+    """The images of a forward pass, checked at the model's boundary (``book/notation.md``).
+
+    ``(B, 3, H, W)``, ``H`` and ``W`` multiples of ``multiple``, on the model's device;
+    ``uint8`` is scaled by 1/255, float must lie in ``[0, 1]`` (:func:`kpedu.checks.image`).
+    The values (NaN, range) are checked on the CPU only: on an accelerator that check
+    would synchronise every training step, so there only shape, dtype and device are.
+    """
+    param = next(model.parameters(), None)
+    if isinstance(images, torch.Tensor) and param is not None:
+        checks.same_device(images=images, model=param)
+    floating = isinstance(images, torch.Tensor) and images.dtype.is_floating_point
+    dtype = images.dtype if floating else (param.dtype if param is not None else torch.float32)
+    if floating and images.device.type not in ("cpu", "meta"):
+        checks.image(torch.empty_like(images, device="meta"), "images", ndim=4, channels=3)  # shape and dtype
+        x = images
+    else:
+        device = None if isinstance(images, torch.Tensor) or param is None else param.device
+        x = checks.image(images, "images", ndim=4, channels=3, dtype=dtype, device=device)
+    if x.shape[-1] % multiple or x.shape[-2] % multiple:
+        raise ValueError(f"images height and width must be multiples of {multiple}, got {tuple(x.shape[-2:])}")
+    return x
 
 
 class Residual(nn.Module):
@@ -36,8 +71,8 @@ class Residual(nn.Module):
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        if c_in <= 0 or c_out <= 0 or c_out % 2:
-            raise ValueError(f"channels must be positive and c_out even, got {c_in} -> {c_out}")
+        c_in = checks.integer(c_in, "c_in", minimum=1)
+        c_out = _even(c_out, "c_out")
         mid = c_out // 2
         self.bn1 = nn.BatchNorm2d(c_in)
         self.conv1 = nn.Conv2d(c_in, mid, 1)
@@ -71,10 +106,9 @@ class Hourglass(nn.Module):
 
     def __init__(self, depth: int, channels: int, num_modules: int = 1):
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        if num_modules < 1:
-            raise ValueError(f"num_modules must be at least 1, got {num_modules}")
+        depth = checks.integer(depth, "depth", minimum=1)
+        channels = _even(channels, "channels")
+        num_modules = checks.integer(num_modules, "num_modules", minimum=1)
         self.depth = depth
         self.keep = _modules(channels, num_modules)    # kept branch at this resolution
         self.down = _modules(channels, num_modules)    # after the max-pool
@@ -104,23 +138,27 @@ class StackedHourglass(nn.Module):
             ``(64, 128)``; small configurations shrink them too).
 
     ``forward(images)`` takes ``(B, 3, H, W)`` with ``H`` and ``W`` divisible by
-    ``4 * 2 ** depth`` and returns a list of ``num_stacks`` heatmap tensors
+    ``4 * 2 ** depth`` (float in ``[0, 1]``, or ``uint8``, scaled by 1/255; on the
+    model's device) and returns a list of ``num_stacks`` heatmap tensors
     ``(B, K, H/4, W/4)``, one per stack, all supervised with the same targets.
     """
 
     def __init__(self, num_stacks: int = 8, channels: int = 256, num_keypoints: int = 16, depth: int = 4,
                  num_modules: int = 1, stem_channels: tuple[int, int] = (64, 128)):
         super().__init__()
-        if num_stacks < 1 or num_keypoints < 1:
-            raise ValueError(f"num_stacks and num_keypoints must be positive, got {num_stacks}, {num_keypoints}")
-        if not isinstance(num_modules, int) or num_modules < 1:
-            raise ValueError(f"num_modules must be an int >= 1, got {num_modules!r}")
-        if channels < 2 or channels % 2:
-            raise ValueError(f"channels must be an even number >= 2, got {channels}")
-        if len(stem_channels) != 2 or min(stem_channels) < 2 or any(c % 2 for c in stem_channels):
-            raise ValueError(f"stem_channels must be two even numbers >= 2, got {stem_channels!r}")
+        num_stacks = checks.integer(num_stacks, "num_stacks", minimum=1)
+        channels = _even(channels, "channels")
+        num_keypoints = checks.integer(num_keypoints, "num_keypoints", minimum=1)
+        depth = checks.integer(depth, "depth", minimum=1)
+        num_modules = checks.integer(num_modules, "num_modules", minimum=1)
+        if isinstance(stem_channels, (str, bytes)) or not isinstance(stem_channels, (tuple, list, np.ndarray,
+                                                                                      torch.Tensor)):
+            raise TypeError(f"stem_channels must be two even numbers >= 2, got {checks.describe(stem_channels)}")
+        if len(stem_channels) != 2:
+            raise ValueError(f"stem_channels must be two even numbers >= 2, got {len(stem_channels)} values")
+        stem = tuple(_even(c, f"stem_channels[{i}]") for i, c in enumerate(stem_channels))
         self.num_stacks, self.channels, self.num_keypoints, self.depth = num_stacks, channels, num_keypoints, depth
-        self.num_modules, self.stem_channels = num_modules, tuple(int(c) for c in stem_channels)
+        self.num_modules, self.stem_channels = num_modules, stem
         a, b = self.stem_channels
         self.stem = nn.Sequential(
             nn.Conv2d(3, a, 7, stride=2, padding=3),
@@ -151,11 +189,7 @@ class StackedHourglass(nn.Module):
         return 4
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
-        multiple = 4 * 2**self.depth
-        if images.shape[-1] % multiple or images.shape[-2] % multiple:
-            raise ValueError(f"image height and width must be multiples of {multiple}, got {tuple(images.shape[-2:])}")
+        images = _network_images(images, self, 4 * 2**self.depth)
         x = self.stem(images)
         outputs = []
         for i in range(self.num_stacks):

@@ -89,12 +89,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import hub
+from .. import checks, hub
 from ..runtime import resolve_profile
 from ..augment import augment_batch
 from ..data import COCO17
 from .model import OpenPoseNet, openpose_loss
-from .parse import Person, parse_batch
+from .parse import Person, _check_options, parse_batch
 from .targets import batch_targets, confidence_maps, loss_mask, part_affinity_fields, unlabelled_mask
 
 __all__ = [
@@ -208,6 +208,15 @@ class SceneTensors:
     unlabelled: list
 
     def __post_init__(self) -> None:
+        if isinstance(self.images, np.ndarray) and self.images.dtype == np.uint8:
+            self.images = torch.from_numpy(self.images)
+        if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8:
+            raise TypeError(f"images must be a uint8 tensor (N, 3, S, S), got {checks.describe(self.images)}; "
+                            "convert float images in [0, 1] with (images * 255).round().to(torch.uint8)")
+        checks.image(torch.empty_like(self.images, device="meta"), "images", ndim=4, channels=3,
+                     shape_text="(N, 3, S, S)")
+        if self.images.shape[-1] != self.images.shape[-2]:
+            raise ValueError(f"images must be square (N, 3, S, S), got shape {tuple(self.images.shape)}")
         n = len(self.images)
         for name in ("keypoints", "visible", "areas", "boxes", "unlabelled"):
             if len(getattr(self, name)) != n:
@@ -226,10 +235,15 @@ class SceneTensors:
         return torch.tensor([int(((v > 0).sum(1) > 0).sum()) for v in self.visible], dtype=torch.int64)
 
     def subset(self, idx) -> "SceneTensors":
-        """The scenes ``idx`` (a slice, or a sequence / tensor of indices)."""
+        """The scenes ``idx`` (a slice, or a sequence / tensor of indices; negative ones
+        count from the end)."""
         if isinstance(idx, slice):
             idx = range(len(self))[idx]
-        idx = [int(i) for i in (idx.tolist() if isinstance(idx, torch.Tensor) else idx)]
+        if isinstance(idx, (str, bytes)) or not hasattr(idx, "__iter__"):
+            raise TypeError(f"idx must be a slice or a sequence of scene indices, got {checks.describe(idx)}")
+        if isinstance(idx, (torch.Tensor, np.ndarray)):
+            idx = idx.reshape(-1).tolist()
+        idx = [checks.index(i, len(self), "idx") for i in idx]
         return SceneTensors(self.images[idx], [self.keypoints[i] for i in idx], [self.visible[i] for i in idx],
                             [self.areas[i] for i in idx], [self.boxes[i] for i in idx],
                             [self.unlabelled[i] for i in idx])
@@ -256,15 +270,11 @@ def make_scenes(n: int, seed: int, image_size: int | None = None, progress: bool
     """
     from ..data import SyntheticPeople
 
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    size = RECIPE["image_size"] if image_size is None else int(image_size)
-    if size <= 0 or size % STRIDE:
-        raise ValueError(f"image_size must be a positive multiple of {STRIDE}, got {image_size!r}")
-    min_vis = RECIPE["min_visible"] if min_visible is None else int(min_visible)
-    if min_vis < 0:
-        raise ValueError(f"min_visible must be >= 0, got {min_visible!r}")
-    ds = SyntheticPeople(int(n), image_size=size, mode="multi", seed=int(seed), **{**RECIPE["scene"], **kwargs})
+    n = checks.integer(n, "n", minimum=1)
+    seed = checks.integer(seed, "seed", minimum=0)
+    size = _image_size(RECIPE["image_size"] if image_size is None else image_size)
+    min_vis = RECIPE["min_visible"] if min_visible is None else checks.integer(min_visible, "min_visible", minimum=0)
+    ds = SyntheticPeople(n, image_size=size, mode="multi", seed=seed, **{**RECIPE["scene"], **kwargs})
     it = range(int(n))
     if progress:
         from tqdm.auto import tqdm
@@ -284,6 +294,14 @@ def make_scenes(n: int, seed: int, image_size: int | None = None, progress: bool
         m = unlabelled_mask(vis, torch.from_numpy(s.masks)) if bool(hidden.any()) else None
         unl.append(m if m is not None and bool(m.any()) else None)
     return SceneTensors(torch.stack(images), kps, viss, areas, boxes, unl)
+
+
+def _image_size(image_size) -> int:
+    """A square image size: a positive multiple of the stride 8."""
+    size = checks.integer(image_size, "image_size", minimum=STRIDE)
+    if size % STRIDE:
+        raise ValueError(f"image_size must be a positive multiple of {STRIDE}, got {image_size!r}")
+    return size
 
 
 def _scene_mask(unlabelled: torch.Tensor | None, size: int) -> torch.Tensor:
@@ -324,31 +342,31 @@ def scene_targets(keypoints: Sequence, visible: Sequence, image_size: int, sigma
     pixels within ``limb_width`` of the line inside the limb's box widened by
     ``limb_width``, so short limbs get a field there too.
     """
-    sigma = RECIPE["sigma"] if sigma is None else sigma
-    limb_width = RECIPE["limb_width"] if limb_width is None else limb_width
-    min_length = RECIPE["paf_min_length"] if min_length is None else float(min_length)
-    if not (min_length >= 0 and math.isfinite(min_length)):
-        raise ValueError(f"min_length must be >= 0, got {min_length!r}")
-    hm = int(image_size) // STRIDE
+    sigma, limb_width, min_length = _target_options(sigma, limb_width, min_length)
+    hm = _image_size(image_size) // STRIDE
     limbs = _limbs()
+    for name, value in (("keypoints", keypoints), ("visible", visible)):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            raise TypeError(f"{name} must be a list of arrays, one per image, got {checks.describe(value)}")
+    if len(keypoints) == 0 or len(visible) != len(keypoints):
+        raise ValueError(f"keypoints and visible must be non-empty lists of the same length, got {len(keypoints)} "
+                         f"and {len(visible)}")
     if min_length == 0:
         cm, paf, _ = batch_targets(list(keypoints), list(visible), limbs, hm, stride=STRIDE, sigma=sigma,
                                    limb_width=limb_width)
         return cm, paf
-    if len(keypoints) == 0 or len(visible) != len(keypoints):
-        raise ValueError("keypoints and visible must be non-empty lists of the same length")
     a_idx = torch.tensor([a for a, _ in limbs])
     b_idx = torch.tensor([b for _, b in limbs])
     seg_limbs = [(2 * c, 2 * c + 1) for c in range(len(limbs))]
     cms, pafs = [], []
-    for kp, vis in zip(keypoints, visible):
-        kp = torch.as_tensor(kp, dtype=torch.float32)
-        vis = torch.as_tensor(vis)
-        if kp.ndim == 2 and vis.ndim == 1:  # one person (K, 2), as confidence_maps accepts
-            kp, vis = kp[None], vis[None]
-        if kp.ndim != 3 or kp.shape[-1] != 2 or vis.shape != kp.shape[:2]:
-            raise ValueError(f"each image needs keypoints (n, K, 2) and flags (n, K), got {tuple(kp.shape)} "
-                             f"and {tuple(vis.shape)}")
+    for i, (kp, vis) in enumerate(zip(keypoints, visible)):
+        kp = checks.points(kp, f"keypoints[{i}]", ndim=(2, 3), shape_text="(n, K, 2) or (K, 2)")
+        if kp.ndim == 2:  # one person (K, 2), as confidence_maps accepts
+            kp = kp[None]
+        if kp.shape[1] != len(COCO17.keypoint_names):
+            raise ValueError(f"keypoints[{i}] must have K = {len(COCO17.keypoint_names)} keypoints (COCO-17), "
+                             f"got shape {tuple(kp.shape)}")
+        vis = checks.visibility(vis, f"visible[{i}]", kp.shape[:2], device=kp.device)
         cms.append(confidence_maps(kp, vis, hm, STRIDE, sigma))
         # one segment per limb: endpoints (n, C, 2), pushed apart where the limb is short
         a, b = kp[:, a_idx].double(), kp[:, b_idx].double()
@@ -362,6 +380,16 @@ def scene_targets(keypoints: Sequence, visible: Sequence, image_size: int, sigma
         flags = torch.stack([vis[:, a_idx], vis[:, b_idx]], dim=2).reshape(len(kp), 2 * len(limbs))
         pafs.append(part_affinity_fields(ends, flags, seg_limbs, hm, STRIDE, limb_width))
     return torch.stack(cms), torch.stack(pafs)
+
+
+def _target_options(sigma, limb_width, min_length) -> tuple[float, float, float]:
+    """``sigma``, ``limb_width`` (> 0) and ``min_length`` (>= 0), :data:`RECIPE`'s for ``None``."""
+    sigma = RECIPE["sigma"] if sigma is None else checks.number(sigma, "sigma", minimum=0.0, min_open=True)
+    limb_width = RECIPE["limb_width"] if limb_width is None else checks.number(limb_width, "limb_width", minimum=0.0,
+                                                                               min_open=True)
+    min_length = RECIPE["paf_min_length"] if min_length is None else checks.number(min_length, "min_length",
+                                                                                   minimum=0.0)
+    return sigma, limb_width, min_length
 
 
 def scene_batches(scenes: SceneTensors, batch_size: int, generator: torch.Generator, augment: bool = True,
@@ -380,12 +408,20 @@ def scene_batches(scenes: SceneTensors, batch_size: int, generator: torch.Genera
 
     Yields dicts: ``image (B, 3, S, S)`` float in [0, 1], ``keypoints`` and ``visible``
     (lists of ``(n_i, K, 2)`` / ``(n_i, K)`` after augmentation), ``cm (B, K, S/8, S/8)``,
-    ``paf (B, 2C, S/8, S/8)``, ``mask (B, S/8, S/8)`` and ``index (B,)``.
+    ``paf (B, 2C, S/8, S/8)``, ``mask (B, S/8, S/8)`` and ``index (B,)``. The arguments
+    are checked when it is called, before the first batch.
     """
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(scenes, SceneTensors):
+        raise TypeError(f"scenes must be SceneTensors (make_scenes), got {checks.describe(scenes)}")
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
     if len(scenes) == 0:
         raise ValueError("scenes is empty")
+    sigma, limb_width, min_length = _target_options(sigma, limb_width, min_length)
+    return _scene_batches(scenes, batch_size, generator, augment, sigma, limb_width, min_length)
+
+
+def _scene_batches(scenes: SceneTensors, batch_size: int, generator: torch.Generator, augment: bool, sigma: float,
+                   limb_width: float, min_length: float) -> Iterator[dict]:
     s = scenes.image_size
     hm = s // STRIDE
     perm = flip_permutation()
@@ -440,17 +476,22 @@ def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_s
     so does ``micro_batches``: each batch of ``batch_size`` scenes goes through the network
     in that many parts with their gradients summed, one step per batch, for the memory of
     one part (the batch-norm statistics then come from each part)."""
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps <= 0:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = checks.integer(steps, "steps", minimum=1)
     if not isinstance(scenes, SceneTensors):
         raise TypeError(f"scenes must be SceneTensors (make_scenes), got {type(scenes).__name__}")
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    lr = checks.number(lr, "lr", minimum=0.0, min_open=True)
+    seed = checks.integer(seed, "seed", minimum=0)
+    log_every = None if log_every is None else checks.integer(log_every, "log_every", minimum=1)
+    grad_clip = checks.optional_number(grad_clip, "grad_clip", minimum=0.0, min_open=True)
+    save_every = checks.integer(save_every, "save_every", minimum=1)
+    micro_batches = checks.integer(micro_batches, "micro_batches", minimum=1)
     from ..runtime import get_device
     from ..train import fit, one_cycle
 
-    steps = int(steps)
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = one_cycle(opt, lr, steps)
     return fit(model, scene_batches(scenes, batch_size, gen, augment), openpose_batch_loss, steps=steps,
@@ -463,23 +504,37 @@ def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_s
 # ----------------------------------------------------------------------------- inference
 
 
-def _check_images(images) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor (N, 3, H, W), got {shape}")
+def _check_images(images, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """``images`` ``(N, 3, H, W)`` checked by :func:`kpedu.checks.image`, ``H`` and ``W``
+    multiples of 8. ``uint8`` is returned as it is (shape and dtype checked) and scaled
+    batch by batch (:func:`_as_float`): a data set held as ``uint8`` takes four times less
+    memory than as float. Images are moved to the model's device by the callers, so a
+    tensor on another device is fine, except on the meta device (it holds no data)."""
+    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    if isinstance(images, np.ndarray) and images.dtype == np.uint8:
+        images = torch.from_numpy(images)
+    if isinstance(images, torch.Tensor) and images.device.type == "meta" and param is not None:
+        checks.same_device(images=images, model=param)
+    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
+        checks.image(torch.empty_like(images, device="meta"), "images", ndim=4, channels=3)
+    else:
+        images = checks.image(images, "images", ndim=4, channels=3)
     if images.shape[-1] % STRIDE or images.shape[-2] % STRIDE:
-        raise ValueError(f"image height and width must be multiples of {STRIDE}, got {tuple(images.shape[-2:])}")
+        raise ValueError(f"images height and width must be multiples of {STRIDE}, got {tuple(images.shape[-2:])}")
     return images
 
 
-def _check_upsample(upsample, recipe_default: bool = False) -> int:
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """One batch of :func:`_check_images`: ``uint8`` scaled to ``[0, 1]``, float as it is."""
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
+def _check_upsample(upsample, recipe_default: bool = False, name: str = "upsample") -> int:
     """A positive int factor (1: no upsampling); ``None`` is :data:`RECIPE` ``["upsample"]``
     where ``recipe_default`` allows it."""
     if upsample is None and recipe_default:
         return int(RECIPE["upsample"])
-    if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or upsample < 1:
-        raise ValueError(f"upsample must be a positive int (1: no upsampling), got {upsample!r}")
-    return int(upsample)
+    return checks.integer(upsample, name, minimum=1)
 
 
 def _pad_extrapolate(maps: torch.Tensor, pad: int, log: bool = False) -> torch.Tensor:
@@ -531,11 +586,9 @@ def upsample_maps(maps: torch.Tensor, factor: int, mode: str = "bicubic", positi
     is available for comparison; its maxima can only lie on the stride-``s`` samples, so
     it does not improve peak positions (bicubic does).
     """
-    factor = _check_upsample(factor)
-    if mode not in ("bicubic", "bilinear"):
-        raise ValueError(f"mode must be 'bicubic' or 'bilinear', got {mode!r}")
-    if maps.ndim != 4:
-        raise ValueError(f"maps must be (B, C, H, W), got {tuple(maps.shape)}")
+    factor = _check_upsample(factor, name="factor (the upsample factor)")
+    checks.choice(mode, "mode", ("bicubic", "bilinear"))
+    maps = checks.maps(maps, "maps", ndim=4, shape_text="(B, C, H, W)")
     if factor == 1:
         return maps
     h, w = maps.shape[-2:]
@@ -569,8 +622,8 @@ def unflip_maps(heatmaps: torch.Tensor, pafs: torch.Tensor) -> tuple[torch.Tenso
     pair changes order) and its x component negated. The stride-8 grid is symmetric
     (cell ``j`` of ``W`` is centred at ``8 j + 3.5``, its mirror at ``8 (W - 1 - j) + 3.5``),
     so mirroring the maps is exact."""
-    if heatmaps.ndim != 4 or pafs.ndim != 4:
-        raise ValueError(f"maps must be (B, C, H, W), got {tuple(heatmaps.shape)} and {tuple(pafs.shape)}")
+    heatmaps = checks.maps(heatmaps, "heatmaps", ndim=4, shape_text="(B, C, H, W)")
+    pafs = checks.maps(pafs, "pafs", ndim=4, shape_text="(B, C, H, W)")
     index, sign = _limb_flip()
     if heatmaps.shape[1] != len(flip_permutation()) or pafs.shape[1] != 2 * len(index):
         raise ValueError(f"expected {len(flip_permutation())} confidence maps and {2 * len(index)} PAF channels, "
@@ -591,14 +644,14 @@ def _unflip_pafs(pafs: torch.Tensor) -> torch.Tensor:
 
 
 def _check_scales(scales) -> tuple[float, ...]:
-    if isinstance(scales, (int, float)) and not isinstance(scales, bool):
+    """A non-empty sequence of finite numbers > 0 (one number is one scale)."""
+    if isinstance(scales, (int, float, np.number)) and not isinstance(scales, (bool, np.bool_)):
         scales = (scales,)
-    try:
-        out = tuple(float(v) for v in scales)
-    except (TypeError, ValueError):
-        raise ValueError(f"scales must be a sequence of positive numbers, got {scales!r}") from None
-    if not out or not all(math.isfinite(v) and v > 0 for v in out):
-        raise ValueError(f"scales must be a non-empty sequence of positive numbers, got {scales!r}")
+    if isinstance(scales, (str, bytes)) or not hasattr(scales, "__iter__"):
+        raise ValueError(f"scales must be a sequence of positive numbers, got {checks.describe(scales)}")
+    out = tuple(checks.number(v, f"scales[{i}]", minimum=0.0, min_open=True) for i, v in enumerate(scales))
+    if not out:
+        raise ValueError("scales must be a non-empty sequence of positive numbers, got none")
     return out
 
 
@@ -643,22 +696,21 @@ def predict(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsa
       images, so memory stays that of ``batch_size`` images at the input size (at scale 2,
       one batch of 16 256-pixel images would otherwise hold over 3 GB of activations).
     """
-    images = _check_images(images)
+    images = _check_images(images, model)
     factor = _check_upsample(upsample)
     scales = _check_scales(scales)
+    checks.choice(mode, "mode", ("bicubic", "bilinear"))
     if not isinstance(flip, bool):
         raise TypeError(f"flip must be a bool, got {type(flip).__name__}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
     pafs_all: list[list[torch.Tensor]] = []
     cms_all: list[list[torch.Tensor]] = []
     try:
-        for i in range(0, len(images), int(batch_size)):
-            x = images[i:i + batch_size]
-            x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).to(dev)
+        for i in range(0, len(images), batch_size):
+            x = _as_float(images[i:i + batch_size]).to(dev)
             h, w = x.shape[-2:]
             grid = (h // STRIDE, w // STRIDE)
             pafs = cms = None
@@ -704,14 +756,20 @@ def parse_maps(heatmaps: torch.Tensor, pafs: torch.Tensor, upsample: int = 1, mo
     parsed (``stride / upsample``) and :data:`RECIPE` ``["parse"]`` updated with
     ``parse_kwargs``. Works on network outputs and on ground-truth targets alike."""
     factor = _check_upsample(upsample)
-    if not isinstance(heatmaps, torch.Tensor) or not isinstance(pafs, torch.Tensor):
-        raise TypeError("heatmaps and pafs must be tensors")
+    stride = checks.number(stride, "stride", minimum=0.0, min_open=True)
+    kwargs = {**RECIPE["parse"], **parse_kwargs}
+    _check_options(**kwargs)
+    checks.same_device(heatmaps=heatmaps, pafs=pafs)
+    heatmaps = checks.maps(heatmaps, "heatmaps", ndim=(3, 4), shape_text="(B, K, H, W) or (K, H, W)")
+    pafs = checks.maps(pafs, "pafs", ndim=(3, 4), shape_text="(B, 2C, H, W) or (2C, H, W)")
+    if heatmaps.ndim != pafs.ndim:
+        raise ValueError(f"heatmaps and pafs must both be batches or both one image's maps, got shapes "
+                         f"{tuple(heatmaps.shape)} and {tuple(pafs.shape)}")
     if heatmaps.ndim == 3:
         heatmaps, pafs = heatmaps[None], pafs[None]
     hm = upsample_maps(heatmaps.float(), factor, mode, positive=True)
     pf = upsample_maps(pafs.float(), factor, mode)
-    kwargs = {**RECIPE["parse"], **parse_kwargs}
-    return parse_batch(hm, pf, _limbs(), stride=float(stride) / factor, **kwargs)
+    return parse_batch(hm, pf, _limbs(), stride=stride / factor, **kwargs)
 
 
 def detect(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsample: int | None = None,
@@ -723,12 +781,17 @@ def detect(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsam
     :func:`predict`; ``flip=False, scales=(1,)``: one pass). ``parse_kwargs`` override
     :data:`RECIPE` ``["parse"]`` (e.g. ``threshold=0.2``). Returns one list of
     :class:`~kpedu.openpose.Person` per image, keypoints in image pixels."""
-    images = _check_images(images)
+    images = _check_images(images, model)
     factor = _check_upsample(upsample, recipe_default=True)
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
     flip = RECIPE["flip"] if flip is None else flip
-    scales = RECIPE["test_scales"] if scales is None else scales
+    if not isinstance(flip, bool):
+        raise TypeError(f"flip must be a bool, got {type(flip).__name__}")
+    scales = _check_scales(RECIPE["test_scales"] if scales is None else scales)
+    checks.choice(mode, "mode", ("bicubic", "bilinear"))
+    _check_options(**{**RECIPE["parse"], **parse_kwargs})
     out: list[list[Person]] = []
-    for i in range(0, len(images), int(batch_size)):
+    for i in range(0, len(images), batch_size):
         heat, pafs = predict(model, images[i:i + batch_size], batch_size, flip=flip, scales=scales)
         out += parse_maps(heat, pafs, factor, mode, **parse_kwargs)
     return out
@@ -749,10 +812,19 @@ def people_to_results(people: Sequence[Sequence[Person]], image_ids: Sequence[in
     with ``rescore`` (so that fragments rank below whole people)."""
     from ..data import results_to_coco
 
+    if isinstance(people, (str, bytes)) or not hasattr(people, "__len__"):
+        raise TypeError(f"people must be a list with one list of Person per image, got {checks.describe(people)}")
+    for i, persons in enumerate(people):
+        if isinstance(persons, (str, bytes)) or not hasattr(persons, "__iter__") \
+                or not all(isinstance(p, Person) for p in persons):
+            raise TypeError(f"people[{i}] must be a list of Person (parse), got {checks.describe(persons)}")
     if image_ids is None:
         image_ids = list(range(1, len(people) + 1))
+    if isinstance(image_ids, (str, bytes)) or not hasattr(image_ids, "__len__"):
+        raise TypeError(f"image_ids must be a sequence of integer ids, got {checks.describe(image_ids)}")
     if len(image_ids) != len(people):
-        raise ValueError(f"{len(image_ids)} image ids for {len(people)} images")
+        raise ValueError(f"image_ids must hold one id per image: {len(image_ids)} image ids for {len(people)} images")
+    image_ids = [checks.integer(v, f"image_ids[{i}]") for i, v in enumerate(image_ids)]
     results: list[dict] = []
     for iid, persons in zip(image_ids, people):
         if not persons:
@@ -810,10 +882,12 @@ def per_stage_evaluate(model: OpenPoseNet, scenes: SceneTensors, batch_size: int
     (the TPAMI network has confidence maps only after the last PAF stage).
     """
     factor = _check_upsample(upsample, recipe_default=True)
+    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
+    _check_options(**{**RECIPE["parse"], **parse_kwargs})
     paf_sum: list[float] = []
     cm_sum: list[float] = []
     people: list[list[list[Person]]] = []
-    for i in range(0, len(scenes), int(batch_size)):
+    for i in range(0, len(scenes), batch_size):
         part = scenes.subset(range(i, min(i + batch_size, len(scenes))))
         pafs, cms = predict(model, part.images, batch_size, all_stages=True)
         cm_t, paf_t = scene_targets(part.keypoints, part.visible, part.image_size)
@@ -862,15 +936,18 @@ def timing(model: OpenPoseNet, people_counts: Sequence[int] = (1, 2, 5, 10, 20),
     dominated by peak finding on 256x256 maps, whatever the crowd; parsing the stride-8
     maps about 3 ms for 1 person and 9 ms for 20.)
     """
-    counts = [int(c) for c in people_counts]
+    if isinstance(people_counts, (str, bytes)) or not hasattr(people_counts, "__iter__"):
+        raise TypeError(f"people_counts must be a sequence of increasing positive ints, "
+                        f"got {checks.describe(people_counts)}")
+    counts = [checks.integer(c, f"people_counts[{i}]") for i, c in enumerate(people_counts)]
     if not counts or any(c < 1 for c in counts) or counts != sorted(set(counts)):
         raise ValueError(f"people_counts must be increasing positive ints, got {people_counts!r}")
-    if maps not in ("model", "truth"):
-        raise ValueError(f"maps must be 'model' or 'truth', got {maps!r}")
-    if not isinstance(images, (int, np.integer)) or images < 1:
-        raise ValueError(f"images must be a positive int, got {images!r}")
+    checks.choice(maps, "maps", ("model", "truth"))
+    images = checks.integer(images, "images", minimum=1)
     factor = _check_upsample(upsample, recipe_default=True)
-    size = RECIPE["image_size"] if image_size is None else int(image_size)
+    size = _image_size(RECIPE["image_size"] if image_size is None else image_size)
+    seed = checks.integer(seed, "seed", minimum=0)
+    _check_options(**{**RECIPE["parse"], **parse_kwargs})
     dev = next(model.parameters()).device
     lo, hi = RECIPE["scene"]["scale"]
     out: dict = {"people": counts, "network_s": [], "upsample_s": [], "parse_s": [], "found": []}
@@ -881,7 +958,7 @@ def timing(model: OpenPoseNet, people_counts: Sequence[int] = (1, 2, 5, 10, 20),
             model(torch.zeros(1, 3, size, size, device=dev))  # warm-up
             for c in counts:
                 f = min(1.0, math.sqrt(3.0 / c))
-                sc = make_scenes(int(images), seed + c, size, num_people=c, scale=(lo * f, hi * f), min_visible=0)
+                sc = make_scenes(images, seed + c, size, num_people=c, scale=(lo * f, hi * f), min_visible=0)
                 net_t = up_t = parse_t = 0.0
                 found = 0
                 for i in range(len(sc)):
@@ -950,21 +1027,23 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
     (all cycles run so far), ``cycles``, ``val_images`` and ``train_seconds``.
     """
     name = resolve_profile(profile).name
+    curve_points = checks.integer(curve_points, "curve_points", minimum=0)
+    start_cycle = checks.integer(start_cycle, "start_cycle", minimum=0)
+    save_every = checks.integer(save_every, "save_every", minimum=1)
+    if steps is None:
+        cycles = [(RECIPE["steps"][name], RECIPE["lr"])] + [tuple(c) for c in RECIPE["restarts"][name]]
+    else:
+        cycles = [(checks.integer(steps, "steps", minimum=1), RECIPE["lr"])]
+    stop = len(cycles) if stop_cycle is None else checks.integer(stop_cycle, "stop_cycle", minimum=1)
+    if not 0 <= start_cycle < stop <= len(cycles):
+        raise ValueError(f"need 0 <= start_cycle < stop_cycle <= {len(cycles)}, got start_cycle={start_cycle}, "
+                         f"stop_cycle={stop_cycle}")
     t0 = time.time()
     size = RECIPE["image_size"]
     if train is None:
         train = make_scenes(RECIPE["train_scenes"][name], RECIPE["train_seed"], size, progress=progress)
     if val is None:
         val = make_scenes(RECIPE["val_images"][name], RECIPE["val_seed"], size)
-    if steps is None:
-        cycles = [(RECIPE["steps"][name], RECIPE["lr"])] + [tuple(c) for c in RECIPE["restarts"][name]]
-    else:
-        if int(steps) <= 0:
-            raise ValueError(f"steps must be positive, got {steps!r}")
-        cycles = [(int(steps), RECIPE["lr"])]
-    stop = len(cycles) if stop_cycle is None else int(stop_cycle)
-    if not 0 <= start_cycle < stop <= len(cycles):
-        raise ValueError(f"need 0 <= start_cycle < stop_cycle <= {len(cycles)}, got {start_cycle}, {stop_cycle}")
     probe = val.subset(range(min(len(val), RECIPE["curve_images"][name])))
     curve: list[list[float]] = list(prior["curve"]) if prior else []
     offset = sum(c[0] for c in cycles[:start_cycle])
@@ -973,7 +1052,7 @@ def run_recipe(model: OpenPoseNet, profile=None, device=None, progress: bool = T
     state = Path(state_dir) if state_dir is not None else None
     for c in range(start_cycle, stop):
         cycle_steps, lr = cycles[c]
-        every = max(1, cycle_steps // max(1, int(curve_points))) if curve_points else 0
+        every = max(1, cycle_steps // max(1, curve_points)) if curve_points else 0
         cycle_state = side = None
         if state is not None:
             cycle_state = state / f"openpose-cycle{c + 1}.pt"

@@ -37,6 +37,8 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from .. import checks
+
 __all__ = [
     "ConvBlock",
     "Stage",
@@ -60,9 +62,36 @@ def _act(kind: str, channels: int) -> nn.Module:
 
 
 def _check_int(value, name: str, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return checks.integer(value, name, minimum=minimum)
+
+
+def _activation(activation) -> str:
+    return checks.choice(activation, "activation", _ACTIVATIONS)
+
+
+def _network_images(images, model: nn.Module) -> torch.Tensor:
+    """The images of a forward pass, checked at the model's boundary (``book/notation.md``).
+
+    ``(B, 3, H, W)``, ``H`` and ``W`` multiples of 8, on the model's device; ``uint8`` is
+    scaled by 1/255, float must lie in ``[0, 1]`` (:func:`kpedu.checks.image`). The values
+    (NaN, range) are checked on the CPU only: on an accelerator that check would
+    synchronise every training step, so there only shape, dtype and device are.
+    """
+    param = next(model.parameters(), None)
+    if isinstance(images, torch.Tensor) and param is not None:
+        checks.same_device(images=images, model=param)
+    floating = isinstance(images, torch.Tensor) and images.dtype.is_floating_point
+    dtype = images.dtype if floating else (param.dtype if param is not None else torch.float32)
+    if floating and images.device.type not in ("cpu", "meta"):
+        checks.image(torch.empty_like(images, device="meta"), "images", ndim=4, channels=3)  # shape and dtype
+        x = images
+    else:
+        device = None if isinstance(images, torch.Tensor) or param is None else param.device
+        x = checks.image(images, "images", ndim=4, channels=3, dtype=dtype, device=device)
+    if x.shape[-1] % 8 or x.shape[-2] % 8:
+        raise ValueError(f"images height and width must be multiples of 8 (the output stride), "
+                         f"got {tuple(x.shape[-2:])}")
+    return x
 
 
 class ConvBlock(nn.Module):
@@ -78,11 +107,10 @@ class ConvBlock(nn.Module):
     def __init__(self, c_in: int, width: int, activation: str = "prelu", batch_norm: bool = False,
                  num_convs: int = 3):
         super().__init__()
-        _check_int(c_in, "c_in")
-        _check_int(width, "width")
-        _check_int(num_convs, "num_convs")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        c_in = _check_int(c_in, "c_in")
+        width = _check_int(width, "width")
+        num_convs = _check_int(num_convs, "num_convs")
+        _activation(activation)
         layers = []
         for i in range(num_convs):
             mods: list[nn.Module] = [nn.Conv2d(c_in if i == 0 else width, width, 3, padding=1)]
@@ -112,9 +140,10 @@ class Stage(nn.Module):
     def __init__(self, c_in: int, c_out: int, width: int = 128, hidden: int = 512, num_blocks: int = 5,
                  activation: str = "prelu", batch_norm: bool = False):
         super().__init__()
-        for v, n in ((c_in, "c_in"), (c_out, "c_out"), (width, "width"), (hidden, "hidden"),
-                     (num_blocks, "num_blocks")):
-            _check_int(v, n)
+        c_in, c_out, width, hidden, num_blocks = (
+            _check_int(v, n) for v, n in ((c_in, "c_in"), (c_out, "c_out"), (width, "width"), (hidden, "hidden"),
+                                          (num_blocks, "num_blocks")))
+        _activation(activation)
         blocks = []
         c = c_in
         for _ in range(num_blocks):
@@ -143,7 +172,8 @@ class VGG19Backbone(nn.Module):
 
     def __init__(self, out_channels: int = 128, activation: str = "prelu"):
         super().__init__()
-        _check_int(out_channels, "out_channels")
+        out_channels = _check_int(out_channels, "out_channels")
+        _activation(activation)
         layers: list[nn.Module] = []
         c = 3
         for v in VGG19_LAYERS:
@@ -174,8 +204,8 @@ class SmallBackbone(nn.Module):
 
     def __init__(self, width: int = 32, out_channels: int = 128):
         super().__init__()
-        _check_int(width, "width")
-        _check_int(out_channels, "out_channels")
+        width = _check_int(width, "width")
+        out_channels = _check_int(out_channels, "out_channels")
         layers: list[nn.Module] = []
         c = 3
         for v in (width, width, "M", 2 * width, 2 * width, "M", 4 * width, 4 * width, "M", 4 * width,
@@ -215,8 +245,9 @@ class OpenPoseNet(nn.Module):
         batch_norm: BatchNorm after every 3x3 and hidden 1x1 convolution of the stages
             (not in the paper; helps training from scratch).
 
-    ``forward(images)`` takes ``(B, 3, H, W)``, ``H`` and ``W`` multiples of 8, and
-    returns ``(pafs, cms)``: lists of ``paf_stages`` tensors ``(B, 2C, H/8, W/8)`` and
+    ``forward(images)`` takes ``(B, 3, H, W)``, ``H`` and ``W`` multiples of 8 (float in
+    ``[0, 1]``, or ``uint8``, scaled by 1/255; on the model's device), and returns
+    ``(pafs, cms)``: lists of ``paf_stages`` tensors ``(B, 2C, H/8, W/8)`` and
     ``cm_stages`` tensors ``(B, K, H/8, W/8)``. The book's small configuration is
     ``OpenPoseNet(backbone="small", paf_stages=3, cm_stages=1, stage_channels=64)``; the
     paper's is :func:`openpose_paper`.
@@ -238,24 +269,23 @@ class OpenPoseNet(nn.Module):
         batch_norm: bool = False,
     ):
         super().__init__()
-        _check_int(num_keypoints, "num_keypoints")
-        _check_int(num_limbs, "num_limbs")
-        _check_int(paf_stages, "paf_stages")
-        _check_int(cm_stages, "cm_stages")
-        _check_int(stage_channels, "stage_channels")
-        _check_int(stage_blocks, "stage_blocks")
-        _check_int(feature_channels, "feature_channels")
+        num_keypoints = _check_int(num_keypoints, "num_keypoints")
+        num_limbs = _check_int(num_limbs, "num_limbs")
+        paf_stages = _check_int(paf_stages, "paf_stages")
+        cm_stages = _check_int(cm_stages, "cm_stages")
+        stage_channels = _check_int(stage_channels, "stage_channels")
+        stage_blocks = _check_int(stage_blocks, "stage_blocks")
+        feature_channels = _check_int(feature_channels, "feature_channels")
+        backbone_width = _check_int(backbone_width, "backbone_width")
         if stage_hidden is None:
             stage_hidden = 4 * stage_channels
-        _check_int(stage_hidden, "stage_hidden")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        stage_hidden = _check_int(stage_hidden, "stage_hidden")
+        _activation(activation)
+        checks.choice(backbone, "backbone", ("vgg19", "small"))
         if backbone == "vgg19":
             self.backbone: nn.Module = VGG19Backbone(feature_channels, activation)
-        elif backbone == "small":
-            self.backbone = SmallBackbone(_check_int(backbone_width, "backbone_width"), feature_channels)
         else:
-            raise ValueError(f"backbone must be 'vgg19' or 'small', got {backbone!r}")
+            self.backbone = SmallBackbone(backbone_width, feature_channels)
         self.num_keypoints, self.num_limbs = num_keypoints, num_limbs
         self.backbone_name = backbone
         f, k, p = feature_channels, num_keypoints, 2 * num_limbs
@@ -270,11 +300,7 @@ class OpenPoseNet(nn.Module):
         return 8
 
     def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
-        if images.shape[-1] % 8 or images.shape[-2] % 8:
-            raise ValueError(f"image height and width must be multiples of 8 (the output stride), "
-                             f"got {tuple(images.shape[-2:])}")
+        images = _network_images(images, self)
         feats = self.backbone(images)
         pafs: list[torch.Tensor] = []
         x = feats
@@ -357,10 +383,18 @@ def openpose_loss(
         ``(total, logs)``: the scalar loss and a dict of floats, ``"paf1"``, ...,
         ``"cm1"``, ... per stage, their sums ``"paf"`` and ``"cm"``, and ``"loss"``.
     """
+    for name, outs in (("pafs", pafs), ("cms", cms)):
+        if not isinstance(outs, (list, tuple)):
+            raise TypeError(f"{name} must be a list of (B, C, H, W) tensors, one per stage, got {checks.describe(outs)}"
+                            + ("; wrap one stage's output in a list" if isinstance(outs, torch.Tensor) else ""))
+        for t, out in enumerate(outs):
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"{name}[{t}] must be a (B, C, H, W) tensor, got {checks.describe(out)}")
     if len(pafs) == 0 or len(cms) == 0:
-        raise ValueError("openpose_loss needs at least one PAF stage and one CM stage output")
-    if paf_target.ndim != 4 or cm_target.ndim != 4:
-        raise ValueError(f"targets must be (B, C, H, W), got {tuple(paf_target.shape)} and {tuple(cm_target.shape)}")
+        raise ValueError("openpose_loss needs at least one PAF stage and one CM stage output (pafs and cms)")
+    checks.same_device(pafs=pafs[0], cms=cms[0], paf_target=paf_target, cm_target=cm_target)
+    paf_target = checks.maps(paf_target, "paf_target", ndim=4, shape_text="(B, 2C, H, W)")
+    cm_target = checks.maps(cm_target, "cm_target", ndim=4, shape_text="(B, K, H, W)")
     b, _, h, w = cm_target.shape
     if paf_target.shape[0] != b or tuple(paf_target.shape[-2:]) != (h, w):
         raise ValueError(f"paf_target {tuple(paf_target.shape)} and cm_target {tuple(cm_target.shape)} "
@@ -371,11 +405,13 @@ def openpose_loss(
     if mask is None:
         weight = torch.ones(b, 1, h, w, device=cm_target.device, dtype=dtype)
     else:
-        weight = mask.to(device=cm_target.device, dtype=dtype)
+        weight = checks.as_tensor(mask, "mask", dtype=dtype, device=cm_target.device, allow_bool=True)
+        given = tuple(weight.shape)
         if weight.ndim == 3:
             weight = weight[:, None]
         if tuple(weight.shape) != (b, 1, h, w):
-            raise ValueError(f"mask must be (B, H, W) or (B, 1, H, W) = {(b, 1, h, w)}, got {tuple(mask.shape)}")
+            raise ValueError(f"mask must be (B, H, W) or (B, 1, H, W) = {(b, 1, h, w)}, got {given}")
+        weight = checks.maps(weight, "mask", ndim=4, shape_text="(B, 1, H, W)")
     logs: dict[str, float] = {}
     losses = []
     for kind, outs, target in (("paf", pafs, paf_target), ("cm", cms, cm_target)):
@@ -383,7 +419,7 @@ def openpose_loss(
         part = []
         for t, out in enumerate(outs):
             if out.shape != target.shape:
-                raise ValueError(f"{kind} stage {t + 1}: output {tuple(out.shape)} does not match "
+                raise ValueError(f"{kind} stage {t + 1} ({kind}s[{t}]): output {tuple(out.shape)} does not match "
                                  f"target {tuple(target.shape)}")
             value = (((out.to(dtype) - target) ** 2) * weight).sum() / b
             logs[f"{kind}{t + 1}"] = float(value.detach())

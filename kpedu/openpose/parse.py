@@ -41,7 +41,9 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from .. import checks
 from ..codecs import heatmap_to_image
+from ..codecs.heatmap import _stride_pair
 from ..data import COCO17
 from ..data.skeleton import Skeleton
 
@@ -62,43 +64,90 @@ LimbsLike = Union[Sequence[Sequence[int]], Skeleton]
 
 
 def _as_maps(x, name: str, ndim: int) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must be a tensor or an array of numbers, got {type(x).__name__}") from None
-    if x.ndim != ndim:
-        shape = {2: "(H, W)", 3: "(K, H, W)" if name == "heatmaps" else "(2C, H, W)",
-                 4: "(B, K, H, W)" if name == "heatmaps" else "(B, 2C, H, W)"}[ndim]
-        raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
-    if x.shape[-1] == 0 or x.shape[-2] == 0:
-        raise ValueError(f"{name} has an empty spatial size {tuple(x.shape[-2:])}")
-    return x.detach().float()
+    """Maps checked by :func:`kpedu.checks.maps` (finite, non-empty), as float32."""
+    shape = {2: "(H, W)", 3: "(K, H, W)" if name == "heatmaps" else "(2C, H, W)",
+             4: "(B, K, H, W)" if name == "heatmaps" else "(B, 2C, H, W)"}[ndim]
+    return checks.maps(x, name, ndim=ndim, shape_text=shape).detach().float()
 
 
-def _check_limbs(limbs, num_keypoints: int | None = None) -> list[tuple[int, int]]:
-    if isinstance(limbs, Skeleton):
-        limbs = limbs.limbs
+def _check_limbs(limbs, num_keypoints: int | None = None, allow_empty: bool = True,
+                 what: str = "num_keypoints") -> list[tuple[int, int]]:
+    """``limbs`` (pairs ``(j1, j2)`` or a skeleton) as a list of int pairs, each index in
+    ``[0, num_keypoints)`` when that is given (``what`` names where that bound comes from)."""
+    if hasattr(limbs, "limbs") and not isinstance(limbs, (list, tuple, np.ndarray, torch.Tensor)):
+        limbs = limbs.limbs  # a Skeleton
+    if isinstance(limbs, (torch.Tensor, np.ndarray)):
+        checks.as_array(limbs, "limbs", dtype=None)  # numbers, not text or complex
+        limbs = limbs.tolist()
+    if isinstance(limbs, (str, bytes)):
+        raise TypeError(f"limbs must be a sequence of (j1, j2) keypoint index pairs, got {checks.describe(limbs)}")
     try:
-        out = [(int(a), int(b)) for a, b in limbs]
-    except (TypeError, ValueError):
-        raise ValueError("limbs must be a sequence of (j1, j2) keypoint index pairs") from None
-    for c, (a, b) in enumerate(out):
+        raw = [tuple(p) if not isinstance(p, (str, bytes)) else p for p in limbs]
+    except TypeError:
+        raise TypeError(f"limbs must be a sequence of (j1, j2) keypoint index pairs, got {checks.describe(limbs)}") \
+            from None
+    if not raw and not allow_empty:
+        raise ValueError("limbs must hold at least one (j1, j2) pair")
+    out = []
+    for c, p in enumerate(raw):
+        if not isinstance(p, tuple) or len(p) != 2:
+            raise ValueError(f"limbs[{c}] must be a pair (j1, j2) of keypoint indices, got {p!r}")
+        a, b = (checks.integer(v, f"limbs[{c}][{i}]") for i, v in enumerate(p))
         if a == b:
-            raise ValueError(f"limb {c} joins keypoint {a} to itself")
+            raise ValueError(f"limbs[{c}] = {(a, b)} joins keypoint {a} to itself")
         if a < 0 or b < 0 or (num_keypoints is not None and max(a, b) >= num_keypoints):
-            bound = f"[0, {num_keypoints})" if num_keypoints is not None else "the non-negative integers"
-            raise ValueError(f"limb {c} = {(a, b)} has a keypoint index outside {bound}")
+            bound = f"[0, {num_keypoints}) ({what} = {num_keypoints})" if num_keypoints is not None \
+                else "the non-negative integers"
+            raise ValueError(f"limbs[{c}] = {(a, b)} is out of range: a keypoint index outside {bound}; "
+                             "indices are 0-based")
+        out.append((a, b))
     return out
 
 
 def _points(cand, name: str) -> torch.Tensor:
-    if not isinstance(cand, torch.Tensor):
-        arr = np.asarray(cand, dtype=np.float32)
-        cand = torch.as_tensor(arr.reshape(0, 2) if arr.size == 0 else arr)
-    if cand.ndim != 2 or cand.shape[1] < 2:
-        raise ValueError(f"{name} must have shape (P, 2) or (P, 3) (x, y[, score]), got {tuple(cand.shape)}")
-    return cand[:, :2].float()
+    """Candidates ``(P, 2)`` or ``(P, 3)`` ``(x, y[, score])``: their finite ``(x, y)``."""
+    t = checks.as_tensor(cand, name)
+    if t.numel() == 0 and t.ndim < 2:
+        t = t.reshape(0, 2)
+    if t.ndim != 2 or t.shape[1] not in (2, 3):
+        raise ValueError(f"{name} must have shape (P, 2) or (P, 3) (x, y[, score]), got shape {tuple(t.shape)}")
+    return checks.points(t[:, :2], name, ndim=2, allow_nan=False, shape_text="(P, 2)").detach()
+
+
+#: parse()'s numeric options and their rules (checked once, at the boundary of every
+#: function that passes them on: parse, parse_batch and the experiment's detect).
+_OPTION_RULES = {
+    "stride": lambda v, n: _stride_pair(v),
+    "threshold": lambda v, n: checks.number(v, n),
+    "num_samples": lambda v, n: checks.integer(v, n, minimum=1),
+    "min_parts": lambda v, n: checks.integer(v, n, minimum=0),
+    "min_score": lambda v, n: checks.number(v, n),
+    "nms_kernel": lambda v, n: _nms_kernel(v),
+    "paf_threshold": lambda v, n: checks.number(v, n),
+    "min_ratio": lambda v, n: checks.probability(v, n),
+    "interpolation": lambda v, n: checks.choice(v, n, ("bilinear", "nearest")),
+    "root": lambda v, n: None if v is None else checks.integer(v, n, minimum=0),
+}
+
+
+def _check_options(**options) -> None:
+    """Check :func:`parse` keyword arguments (TypeError for a name parse does not take)."""
+    known = set(_OPTION_RULES) | {"use_redundant", "refine", "distance_prior"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"parse() got unexpected keyword arguments {unknown}; it takes {sorted(known)}")
+    for name, value in options.items():
+        if name in _OPTION_RULES:
+            _OPTION_RULES[name](value, name)
+
+
+def _nms_kernel(nms_kernel) -> int:
+    if isinstance(nms_kernel, (float, np.floating)):  # a window has a whole number of pixels
+        raise ValueError(f"nms_kernel must be a positive odd integer, got {nms_kernel!r}")
+    k = checks.integer(nms_kernel, "nms_kernel", minimum=1)
+    if k % 2 == 0:
+        raise ValueError(f"nms_kernel must be a positive odd integer, got {nms_kernel!r}")
+    return k
 
 
 # ----------------------------------------------------------------------------- peaks
@@ -136,13 +185,12 @@ def find_peaks(heatmaps, threshold: float = 0.1, nms_kernel: int = 3, refine: bo
         ``score`` being the map value at the integer peak; each sorted by decreasing score.
     """
     hm = _as_maps(heatmaps, "heatmaps", 3)
-    if isinstance(nms_kernel, bool) or not isinstance(nms_kernel, (int, np.integer)) \
-            or nms_kernel < 1 or nms_kernel % 2 == 0:
-        raise ValueError(f"nms_kernel must be a positive odd integer, got {nms_kernel!r}")
+    threshold = checks.number(threshold, "threshold")
+    size = _nms_kernel(nms_kernel)
     k, h, w = hm.shape
-    size, pad = int(nms_kernel), int(nms_kernel) // 2
+    pad = size // 2
     pooled = F.max_pool2d(hm[:, None], size, stride=1, padding=pad)[:, 0]
-    is_max = (hm == pooled) & (hm > float(threshold))
+    is_max = (hm == pooled) & (hm > threshold)
     # plateau tie-break: local maxima inside each other's window have equal values; keep
     # the one with the largest linear index in the window
     index = torch.arange(h * w, device=hm.device, dtype=torch.float32).reshape(1, h, w).expand(k, h, w)
@@ -225,15 +273,16 @@ def limb_scores(paf_x, paf_y, cand_a, cand_b, num_samples: int = 10, paf_thresho
         (plus the prior) and the fraction of samples above ``paf_threshold``. A pair
         whose two candidates coincide has no direction and scores 0.
     """
+    checks.same_device(paf_x=paf_x, paf_y=paf_y, cand_a=cand_a, cand_b=cand_b)
     px = _as_maps(paf_x, "paf_x", 2)
     py = _as_maps(paf_y, "paf_y", 2)
     if px.shape != py.shape:
         raise ValueError(f"paf_x and paf_y must have the same shape, got {tuple(px.shape)} and {tuple(py.shape)}")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    if interpolation not in ("bilinear", "nearest"):
-        raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
-    a = _points(cand_a, "cand_a").to(px.device)
+    num_samples = checks.integer(num_samples, "num_samples", minimum=1)
+    paf_threshold = checks.number(paf_threshold, "paf_threshold")
+    image_height = checks.optional_number(image_height, "image_height", minimum=0.0, min_open=True)
+    checks.choice(interpolation, "interpolation", ("bilinear", "nearest"))
+    a = _points(cand_a, "cand_a").to(px.device)  # numpy candidates come to the maps' device
     b = _points(cand_b, "cand_b").to(px.device)
     na, nb = a.shape[0], b.shape[0]
     if na == 0 or nb == 0:
@@ -274,17 +323,18 @@ def match_limb(scores, valid=None) -> list[tuple[int, int, float]]:
     Returns:
         ``[(a, b, score), ...]`` sorted by decreasing score; no ``a`` and no ``b`` twice.
     """
-    if isinstance(scores, torch.Tensor):
-        s = scores.detach().cpu().double().numpy()
-    else:
-        s = np.asarray(scores, dtype=np.float64)
+    s = checks.as_array(scores, "scores")
     if s.ndim != 2:
-        raise ValueError(f"scores must have shape (A, B), got {s.shape}")
-    ok = np.isfinite(s) & (s > 0)
+        raise ValueError(f"scores must have shape (A, B), got shape {s.shape}")
+    if s.size:
+        checks.maps(s, "scores", ndim=2, shape_text="(A, B)")  # finite: NaN is an error, not a rejected pair
+    ok = s > 0
     if valid is not None:
-        v = valid.detach().cpu().numpy() if isinstance(valid, torch.Tensor) else np.asarray(valid)
+        v = checks.as_array(valid, "valid", allow_bool=True)
         if v.shape != s.shape:
             raise ValueError(f"valid must have the shape of scores {s.shape}, got {v.shape}")
+        if v.size:
+            checks.maps(v, "valid", ndim=2, shape_text="(A, B)")
         ok &= v.astype(bool)
     if not ok.any():
         return []
@@ -330,6 +380,8 @@ def skeleton_tree(limbs: LimbsLike = COCO17.limbs, num_keypoints: int | None = N
     """
     if num_keypoints is None and isinstance(limbs, Skeleton):
         num_keypoints = limbs.num_keypoints
+    if num_keypoints is not None:
+        num_keypoints = checks.integer(num_keypoints, "num_keypoints", minimum=1)
     pairs = _check_limbs(limbs, num_keypoints)
     if num_keypoints is None:
         num_keypoints = 1 + max((max(p) for p in pairs), default=-1)
@@ -360,8 +412,10 @@ def skeleton_tree(limbs: LimbsLike = COCO17.limbs, num_keypoints: int | None = N
             depth = bfs(node, [False] * k)[1]
             keys.append((-len(depth), max(depth.values()), node))  # largest component, then centre
         root = min(keys)[2]
-    elif isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < k:
-        raise ValueError(f"root must be a keypoint index in [0, {k}), got {root!r}")
+    else:
+        root = checks.integer(root, "root")
+        if not 0 <= root < k:
+            raise ValueError(f"root must be a keypoint index in [0, {k}), got {root!r}")
     visited = [False] * k
     tree: list[int] = []
     for start in [int(root)] + list(range(k)):
@@ -508,14 +562,19 @@ def parse(heatmaps, pafs, limbs: LimbsLike = COCO17.limbs, stride: float | Seque
     Returns:
         The people as :class:`Person`, by decreasing ``score``.
     """
+    _check_options(stride=stride, threshold=threshold, num_samples=num_samples, min_parts=min_parts,
+                   min_score=min_score, nms_kernel=nms_kernel, paf_threshold=paf_threshold, min_ratio=min_ratio,
+                   interpolation=interpolation, root=root)
     pairs = _check_limbs(limbs)
+    checks.same_device(heatmaps=heatmaps, pafs=pafs)
     hm = _as_maps(heatmaps, "heatmaps", 3)
-    pf = _as_maps(pafs, "pafs", 3).to(hm.device)
+    pf = _as_maps(pafs, "pafs", 3)
     _check_pair(hm, pf, pairs)
     k, h, _ = hm.shape
-    pairs = _check_limbs(pairs, k)
-    if not 0.0 <= float(min_ratio) <= 1.0:
-        raise ValueError(f"min_ratio must lie in [0, 1], got {min_ratio!r}")
+    pairs = _check_limbs(pairs, k, what="K, the heatmaps' channels")
+    min_parts = checks.integer(min_parts, "min_parts", minimum=0)
+    min_score = checks.number(min_score, "min_score")
+    min_ratio = checks.probability(min_ratio, "min_ratio")
     peaks = find_peaks(hm, threshold=threshold, nms_kernel=nms_kernel, refine=refine)
     tree, redundant = skeleton_tree(pairs, k, root=root)
     assembly = _Assembly(k)
@@ -561,6 +620,8 @@ def parse_batch(heatmaps, pafs, limbs: LimbsLike = COCO17.limbs, **kwargs) -> li
     """:func:`parse` for every image of a batch: ``heatmaps (B, K, H, W)`` and
     ``pafs (B, 2C, H, W)``; keyword arguments as for :func:`parse`. Returns one list of
     people per image."""
+    _check_options(**kwargs)
+    checks.same_device(heatmaps=heatmaps, pafs=pafs)
     hm = _as_maps(heatmaps, "heatmaps", 4)
     pf = _as_maps(pafs, "pafs", 4)
     if hm.shape[0] != pf.shape[0]:

@@ -32,7 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codecs.heatmap import _size_hw, encode_heatmaps, image_to_heatmap
+from .. import checks
+from ..codecs.heatmap import _size_hw, _stride_pair, encode_heatmaps, image_to_heatmap
+from .parse import _check_limbs
 
 __all__ = [
     "confidence_maps",
@@ -50,82 +52,58 @@ __all__ = [
 def _keypoints_visible(keypoints, visible) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, K, 2)`` float32 keypoints and ``(N, K)`` bool labelled flags.
 
-    A ``(K, 2)`` array is one person. ``visible=None`` labels every keypoint.
+    A ``(K, 2)`` array is one person. ``visible=None`` labels every keypoint. Coordinates
+    follow :func:`kpedu.checks.points` (NaN allowed where ``v = 0``, never inf), flags
+    :func:`kpedu.checks.visibility`.
     """
-    if isinstance(keypoints, torch.Tensor):
-        kp = keypoints.detach().to(torch.float32)
-    else:
-        try:
-            kp = torch.as_tensor(np.asarray(keypoints, dtype=np.float64), dtype=torch.float32)
-        except (TypeError, ValueError):
-            raise TypeError(f"keypoints must be array-like of numbers, got {type(keypoints).__name__}") from None
-    if kp.ndim == 2 and kp.shape[-1] == 2:
+    kp = checks.points(keypoints, "keypoints", ndim=(2, 3), shape_text="(N, K, 2) or (K, 2)").detach()
+    if kp.ndim == 2:
         kp = kp[None]
-    if kp.ndim != 3 or kp.shape[-1] != 2:
-        raise ValueError(f"keypoints must have shape (N, K, 2) or (K, 2), got {tuple(kp.shape)}")
     n, k, _ = kp.shape
-    if visible is None:
-        vis = torch.ones(n, k, dtype=torch.bool, device=kp.device)
-    else:
-        if isinstance(visible, torch.Tensor):
-            v = visible.detach().to(device=kp.device)
-        else:
-            v = torch.as_tensor(np.asarray(visible, dtype=np.float64), device=kp.device)
-        if v.ndim == 1 and n == 1:
-            v = v[None]
-        if tuple(v.shape) != (n, k):
-            raise ValueError(f"visible must have shape (N, K) = {(n, k)} to match keypoints, got {tuple(v.shape)}")
-        vis = v > 0
-    labelled = kp[vis]
-    if labelled.numel() and not torch.isfinite(labelled).all():
-        raise ValueError("keypoints contain NaN or inf for a keypoint marked visible (v > 0)")
+    vis = checks.visibility(visible, "visible", (n, k), device=kp.device)
+    if kp.device.type != "meta" and bool(torch.isnan(kp[vis]).any()):
+        raise ValueError("keypoints contain NaN for a keypoint marked visible (v > 0); "
+                         "NaN is only allowed where visible is 0")
     return kp, vis
 
 
 def _limb_pairs(limbs, k: int) -> list[tuple[int, int]]:
-    """Limbs as a list of ``(j1, j2)``; a :class:`~kpedu.data.Skeleton` gives its limbs."""
-    if hasattr(limbs, "limbs") and not isinstance(limbs, (list, tuple, np.ndarray, torch.Tensor)):
-        limbs = limbs.limbs
-    if isinstance(limbs, torch.Tensor):
-        limbs = limbs.tolist()
-    try:
-        pairs = [(int(a), int(b)) for a, b in (tuple(p) for p in limbs)]
-    except (TypeError, ValueError):
-        raise ValueError(f"limbs must be a sequence of (j1, j2) index pairs, got {limbs!r}") from None
-    if not pairs:
-        raise ValueError("limbs must hold at least one (j1, j2) pair")
-    for c, (a, b) in enumerate(pairs):
-        if not (0 <= a < k and 0 <= b < k):
-            raise ValueError(f"limb {c} = ({a}, {b}) is out of range for {k} keypoints (indices are 0-based)")
-        if a == b:
-            raise ValueError(f"limb {c} = ({a}, {b}) joins a keypoint to itself")
-    return pairs
+    """Limbs as a list of ``(j1, j2)`` in ``[0, k)``; a :class:`~kpedu.data.Skeleton` gives its limbs."""
+    return _check_limbs(limbs, k, allow_empty=False, what="K, the keypoints' count")
 
 
 def _positive(value, name: str) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return f
+    return checks.number(value, name, minimum=0.0, min_open=True)
+
+
+def _mask(x, name: str) -> torch.Tensor:
+    """A mask (booleans, or numbers where non-zero means set) as a float tensor; finite."""
+    t = checks.as_tensor(x, name, allow_bool=True)
+    if t.numel():
+        checks.maps(t, name, min_ndim=0, shape_text="a mask")
+    return t
 
 
 def _stride_ints(stride) -> tuple[int, int]:
-    """An integer stride ``s`` or ``(s_x, s_y)``, returned as ``(s_y, s_x)`` (row first)."""
-    if isinstance(stride, (int, np.integer)) and not isinstance(stride, bool):
-        sx = sy = int(stride)
-    else:
-        try:
-            sx, sy = stride
-        except (TypeError, ValueError):
-            raise ValueError(f"stride must be a positive int or a pair (s_x, s_y), got {stride!r}") from None
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (sx, sy)):
-            raise ValueError(f"the stride of a loss mask must be integer, got {stride!r}")
-        sx, sy = int(sx), int(sy)
-    if sx <= 0 or sy <= 0:
-        raise ValueError(f"stride must be positive, got {stride!r}")
+    """An integer stride ``s`` or ``(s_x, s_y)``, returned as ``(s_y, s_x)`` (row first).
+
+    Floats are refused, even whole ones: a heatmap cell covers a whole block of pixels."""
+    if isinstance(stride, (str, bytes)):
+        raise TypeError(f"stride must be a positive int or a pair (s_x, s_y), got {checks.describe(stride)}")
+    single = not isinstance(stride, (list, tuple, np.ndarray, torch.Tensor)) or \
+        (isinstance(stride, (np.ndarray, torch.Tensor)) and stride.ndim == 0)
+    values = [stride] if single else list(stride)
+    if len(values) != 2 and not single:
+        raise ValueError(f"stride must be a positive int or a pair (s_x, s_y), got {len(values)} values")
+    out = []
+    for i, v in enumerate(values):
+        name = "stride" if single else f"stride[{i}]"
+        if isinstance(v, (float, np.floating)) or (isinstance(v, (torch.Tensor, np.ndarray))
+                                                   and v.dtype in (torch.float16, torch.float32, torch.float64)):
+            raise ValueError(f"{name}: the stride of a loss mask must be an integer (a heatmap cell is a whole "
+                             f"block of image pixels), got {v!r}")
+        out.append(checks.integer(v, name, minimum=1))
+    sx, sy = (out[0], out[0]) if single else out
     return sy, sx
 
 
@@ -174,6 +152,7 @@ def confidence_maps(
     """
     kp, vis = _keypoints_visible(keypoints, visible)
     h, w = _size_hw(heatmap_size)
+    _stride_pair(stride)
     sigma_f = _positive(sigma, "sigma")
     n, k, _ = kp.shape
     if n == 0:
@@ -240,6 +219,7 @@ def part_affinity_fields(
     n, k, _ = kp.shape
     pairs = _limb_pairs(limbs, k)
     h, w = _size_hw(heatmap_size)
+    _stride_pair(stride)
     width = _positive(limb_width, "limb_width")
     out = torch.zeros(2 * len(pairs), h, w, dtype=torch.float32, device=kp.device)
     if n == 0:
@@ -300,8 +280,7 @@ def loss_mask(unlabelled, heatmap_size: int | Sequence[int], stride: int | Seque
     """
     sy, sx = _stride_ints(stride)
     h, w = _size_hw(heatmap_size)
-    m = unlabelled if isinstance(unlabelled, torch.Tensor) else torch.as_tensor(np.asarray(unlabelled))
-    m = m.detach()
+    m = _mask(unlabelled, "unlabelled").detach()
     if m.ndim == 2:
         m = m[None]
     if m.ndim != 3:
@@ -334,10 +313,9 @@ def unlabelled_mask(visible, masks, min_keypoints: int = 1) -> torch.Tensor:
     Returns:
         bool tensor ``(H_img, W_img)``.
     """
-    if not isinstance(min_keypoints, (int, np.integer)) or isinstance(min_keypoints, bool) or min_keypoints < 1:
-        raise ValueError(f"min_keypoints must be an int >= 1, got {min_keypoints!r}")
-    v = visible if isinstance(visible, torch.Tensor) else torch.as_tensor(np.asarray(visible))
-    m = masks if isinstance(masks, torch.Tensor) else torch.as_tensor(np.asarray(masks))
+    min_keypoints = checks.integer(min_keypoints, "min_keypoints", minimum=1)
+    v = _mask(visible, "visible")
+    m = _mask(masks, "masks")
     if v.ndim != 2 or m.ndim != 3 or v.shape[0] != m.shape[0]:
         raise ValueError(
             f"visible must be (N, K) and masks (N, H_img, W_img) with the same N, "
@@ -359,9 +337,11 @@ def scene_loss_mask(
 ) -> torch.Tensor:
     """``W(p)`` of one scene: :func:`unlabelled_mask` (plus optional ``crowd`` regions,
     bool ``(H_img, W_img)``) downsampled by :func:`loss_mask`. Returns ``(H, W)`` float32."""
+    _stride_ints(stride)
+    _size_hw(heatmap_size)
     unl = unlabelled_mask(visible, masks, min_keypoints)
     if crowd is not None:
-        cr = crowd if isinstance(crowd, torch.Tensor) else torch.as_tensor(np.asarray(crowd))
+        cr = _mask(crowd, "crowd")
         if tuple(cr.shape) != tuple(unl.shape):
             raise ValueError(f"crowd must be (H_img, W_img) = {tuple(unl.shape)}, got {tuple(cr.shape)}")
         unl = unl | (cr.to(unl.device) != 0)
@@ -401,13 +381,22 @@ def batch_targets(
         weights, all on the CPU (or on the device of the keypoint tensors).
     """
     if not isinstance(keypoints, (list, tuple)) or len(keypoints) == 0:
-        raise ValueError("keypoints must be a non-empty list of (N_i, K, 2) arrays, one per image")
+        raise ValueError(f"keypoints must be a non-empty list of (N_i, K, 2) arrays, one per image, "
+                         f"got {checks.describe(keypoints)}")
     b = len(keypoints)
-    if visible is not None and len(visible) != b:
-        raise ValueError(f"visible has {len(visible)} entries for {b} images")
-    if masks is not None and len(masks) != b:
-        raise ValueError(f"masks has {len(masks)} entries for {b} images")
+    for name, value in (("visible", visible), ("masks", masks)):
+        if value is not None and (isinstance(value, (str, bytes)) or not hasattr(value, "__len__")):
+            raise TypeError(f"{name} must be a list of {b} arrays, one per image, got {checks.describe(value)}")
+        if value is not None and len(value) != b:
+            raise ValueError(f"{name} has {len(value)} entries for {b} images")
     h, w = _size_hw(heatmap_size)
+    _stride_pair(stride)
+    if masks is not None:
+        _stride_ints(stride)
+    _positive(sigma, "sigma")
+    _positive(limb_width, "limb_width")
+    min_keypoints = checks.integer(min_keypoints, "min_keypoints", minimum=1)
+    limbs = _check_limbs(limbs, allow_empty=False)  # in range of K: checked by part_affinity_fields
     cms, pafs, ws = [], [], []
     for i in range(b):
         v = None if visible is None else visible[i]

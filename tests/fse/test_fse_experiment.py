@@ -14,7 +14,8 @@ def faces():
 def test_pairs_are_related_by_g2(faces):
     """x2 = g2 o x1: a smooth test image read at g2(p) in x2 equals x1 at p."""
     ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    img = (torch.sin(xs / 4) + torch.cos(ys / 5))[None, None].repeat(4, 3, 1, 1)
+    # a smooth image in [0, 1] (images follow kpedu.checks.image)
+    img = ((torch.sin(xs / 4) + torch.cos(ys / 5) + 2) / 4)[None, None].repeat(4, 3, 1, 1)
     pair = E.make_pairs(img, torch.Generator().manual_seed(0))
     assert pair["x1"].shape == pair["x2"].shape == img.shape
     p = torch.rand(4, 20, 2, generator=torch.Generator().manual_seed(1)) * 16 + 8
@@ -25,7 +26,7 @@ def test_pairs_are_related_by_g2(faces):
         g = pixel_to_normalized(pts, 32)[:, :, None]
         return torch.nn.functional.grid_sample(im, g, align_corners=False)[:, 0, :, 0]
 
-    assert (read(pair["x2"], q) - read(pair["x1"], p)).abs().max() < 0.05
+    assert (read(pair["x2"], q) - read(pair["x1"], p)).abs().max() < 0.05 / 4  # the field's range is 4 times smaller
 
 
 def test_objective_and_its_parts(faces):
