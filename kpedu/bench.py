@@ -1,8 +1,8 @@
 """Small benchmarks: FLOPs, matrix-multiply peak, images per second.
 
 Stacked Hourglass chapter (how much compute a stack costs and how close a model gets
-to the machine's peak); also D2-Net chapter and the closing notes, which compare the
-book's models with the same table.
+to the machine's peak); also the D2-Net chapter, which compares the book's models with
+the same table.
 
 * :func:`count_flops`: floating-point operations of one forward (or forward and
   backward) pass, counted by :class:`torch.utils.flop_counter.FlopCounterMode` (a

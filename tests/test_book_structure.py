@@ -608,3 +608,11 @@ def test_glossary_is_bilingual_complete_and_linked():
 @pytest.mark.parametrize("index", sorted((ROOT / "book").glob("ch*/index.md")), ids=lambda p: p.parent.name)
 def test_every_chapter_links_the_glossary(index):
     assert "{doc}`glossary <../glossary>`" in index.read_text(encoding="utf-8")
+
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "kpedu").rglob("*.py")), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_docstrings_point_only_at_what_readers_have(path):
+    """kpedu's docstrings are read through help() and printed source: the same rule as the prose."""
+    hits = unfollowable(path.read_text(encoding="utf-8"))
+    assert not hits, f"{path.relative_to(ROOT)} points at a note the reader does not have: {hits}"

@@ -1,5 +1,5 @@
 """Evaluating unsupervised landmarks by the standard protocol (``book/ch03-fse``; Thewlis
-et al., ICCV 2017, Sec. 4; the note's BEYOND point on evaluation).
+et al., ICCV 2017, Sec. 4).
 
 Unsupervised landmarks have no names, so they cannot be compared with annotations
 directly. The protocol fits a *linear regressor without bias* from the ``K`` learned

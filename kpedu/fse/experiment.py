@@ -6,7 +6,7 @@ distance).
 Everything a notebook or the ``full`` recipe needs lives here, driven by :data:`RECIPE`;
 profiles change sizes, never the algorithm.
 
-Training pair (Thewlis et al., Sec. 4; point 9 of the note): a face ``x`` is warped by a
+Training pair (Thewlis et al., Sec. 4): a face ``x`` is warped by a
 random TPS ``g1`` into ``x1 = g1 o x`` and, through a second random TPS ``g2``, into
 ``x2 = g2 o (g1 o x)``, resampled once through the composed map. The network sees ``x1``
 and ``x2``; the alignment loss asks ``Phi(x2) = g2(Phi(x1))`` and the diversity loss keeps
@@ -111,7 +111,7 @@ def make_faces_split(n: int, seed: int, image_size: int | None = None, progress:
 
 def make_pairs(images: torch.Tensor, generator: torch.Generator | None = None, strength: float = 1.0,
                **warp_kwargs) -> dict:
-    """The note's training pair for a batch ``images`` ``(B, 3, H, W)``:
+    """The paper's training pair for a batch ``images`` ``(B, 3, H, W)``:
     ``x1 = g1 o x`` and ``x2 = g2 o (g1 o x)`` (one resampling through ``g1`` then ``g2``).
 
     Returns ``{"x1", "x2", "g1", "g2"}``: the two image batches and the two

@@ -1,5 +1,5 @@
 """The two losses of factorized spatial embeddings (``book/ch03-fse``; Thewlis et al.,
-ICCV 2017, Sec. 3.3; eq. 4 of the note and the two diversity forms that follow it).
+ICCV 2017, Sec. 3.3, and the two diversity forms the FSE chapter compares).
 
 - :func:`alignment_loss`: landmarks must move with the image,
   ``L_align = 1/K sum_r || Phi_r(x o g) - g(Phi_r(x)) ||^2``, averaged over the batch.
@@ -34,7 +34,7 @@ def _landmarks(x: torch.Tensor, name: str) -> torch.Tensor:
 
 def alignment_loss(landmarks_warped: torch.Tensor, landmarks: torch.Tensor,
                    warp: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-    """Equivariance error, eq. 4 of the note: ``1/K sum_r ||Phi_r(x') - g(Phi_r(x))||^2``.
+    """Equivariance error (the FSE paper's alignment loss): ``1/K sum_r ||Phi_r(x') - g(Phi_r(x))||^2``.
 
     Args:
         landmarks_warped: ``(B, K, 2)``, ``Phi(x')`` detected on the warped images.
@@ -57,8 +57,8 @@ def alignment_loss(landmarks_warped: torch.Tensor, landmarks: torch.Tensor,
 
 
 def diversity_loss(probs: torch.Tensor, mode: str = "max", check: bool = True) -> torch.Tensor:
-    """Overlap between the landmarks' probability maps (Sec. 3.3 of the paper; the note's
-    ``L_div`` and ``L'_div``).
+    """Overlap between the landmarks' probability maps (Sec. 3.3 of the paper;
+    ``L_div`` and ``L'_div`` in the FSE chapter).
 
     Args:
         probs: ``(B, K, H, W)``, each map non-negative and summing to 1 (a spatial softmax).

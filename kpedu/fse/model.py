@@ -1,5 +1,5 @@
 """The landmark network of factorized spatial embeddings (``book/ch03-fse``; Thewlis et al.,
-ICCV 2017, Sec. 3.3; point 7 of the note).
+ICCV 2017, Sec. 3.3).
 
 Any keypoint network that outputs ``K`` score maps will do. A per-channel spatial softmax
 turns each map into a probability ``p(u | x, r)`` over pixels ``u``, and landmark ``r`` is
@@ -80,7 +80,7 @@ class UNetBackbone(nn.Module):
 
 
 class LandmarkNet(nn.Module):
-    """``K`` unsupervised landmarks from an image (the note's ``Phi(x)``).
+    """``K`` unsupervised landmarks from an image (``Phi(x)`` in the FSE chapter).
 
     Args:
         num_landmarks: ``K``.

@@ -3,8 +3,8 @@ embeddings chapter, ``book/ch03-fse``; Thewlis et al., ICCV 2017, Sec. 3.3 and 4
 
 A warp ``g`` is a smooth map of the image plane. Warping an image ``x`` by ``g`` gives the
 image ``x'`` in which the content at ``p`` in ``x`` appears at ``g(p)``: ``x'(g(p)) = x(p)``,
-what the note writes ``x' = x o g`` for short. Landmarks follow the points, so a detector
-``Phi`` is *equivariant* when ``Phi(x') = g(Phi(x))`` (eq. 2 of the note).
+what the FSE chapter writes ``x' = x o g`` for short. Landmarks follow the points, so a detector
+``Phi`` is *equivariant* when ``Phi(x') = g(Phi(x))`` (the FSE chapter's equivariance condition).
 
 - :class:`ThinPlateSpline` is one batch of TPS point maps
   ``f(p) = A p + b + sum_i w_i U(|p - c_i|)`` with ``U(r) = r^2 log r^2`` and control
@@ -13,7 +13,7 @@ what the note writes ``x' = x o g`` for short. Landmarks follow the points, so a
 - :class:`Warp` is what the chapter handles: a point map in pixel coordinates with its
   inverse (Newton's method, since a TPS has no closed-form inverse) and image resampling.
   :class:`TPSWarp` is a TPS fitted in normalised coordinates; :meth:`Warp.then` composes
-  warps, so the note's training pair ``g1 o x`` and ``g2 o (g1 o x)`` is
+  warps, so the paper's training pair ``g1 o x`` and ``g2 o (g1 o x)`` is
   ``x1 = g1.warp_images(x)``, ``x2 = g2.warp_images(x1)`` or, with a single resampling,
   ``g1.then(g2).warp_images(x)``.
 - :func:`random_tps` samples the random warps used for training: a random similarity
@@ -487,8 +487,8 @@ def random_tps(batch: int, image_size: int | Sequence[int], strength: float = 1.
                scale: float | Sequence[float] = (0.9, 1.1), translation: float = 0.05, grid: int = 5,
                displacement: float = 0.06, sampling: bool = True, generator: torch.Generator | None = None,
                device=None) -> TPSWarp:
-    """Random TPS warps for equivariance training (Thewlis et al., Sec. 4; the note's
-    ``g1`` and ``g2``).
+    """Random TPS warps for equivariance training (Thewlis et al., Sec. 4: the
+    ``g1`` and ``g2`` of the training pair).
 
     A ``grid x grid`` lattice of control points over the image is displaced by Gaussian
     noise of standard deviation ``displacement`` (fraction of the half-width), then a
