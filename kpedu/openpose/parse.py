@@ -284,6 +284,13 @@ def limb_scores(paf_x, paf_y, cand_a, cand_b, num_samples: int = 10, paf_thresho
     checks.choice(interpolation, "interpolation", ("bilinear", "nearest"))
     a = _points(cand_a, "cand_a").to(px.device)  # numpy candidates come to the maps' device
     b = _points(cand_b, "cand_b").to(px.device)
+    return _limb_scores(px, py, a, b, num_samples, paf_threshold, image_height, interpolation)
+
+
+def _limb_scores(px: torch.Tensor, py: torch.Tensor, a: torch.Tensor, b: torch.Tensor, num_samples: int,
+                 paf_threshold: float, image_height: float | None, interpolation: str
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`limb_scores` on checked arguments (``parse`` checks its maps once, not per limb)."""
     na, nb = a.shape[0], b.shape[0]
     if na == 0 or nb == 0:
         empty = torch.zeros(na, nb, device=px.device)
@@ -583,9 +590,8 @@ def parse(heatmaps, pafs, limbs: LimbsLike = COCO17.limbs, stride: float | Seque
         ja, jb = pairs[c]
         if len(peaks[ja]) == 0 or len(peaks[jb]) == 0:
             return
-        scores, ratio = limb_scores(pf[2 * c], pf[2 * c + 1], peaks[ja], peaks[jb], num_samples=num_samples,
-                                    paf_threshold=paf_threshold, image_height=h if distance_prior else None,
-                                    interpolation=interpolation)
+        scores, ratio = _limb_scores(pf[2 * c], pf[2 * c + 1], peaks[ja][:, :2].float(), peaks[jb][:, :2].float(),
+                                     num_samples, paf_threshold, float(h) if distance_prior else None, interpolation)
         for a, b, e in match_limb(scores, (ratio > min_ratio) & (scores > 0)):
             assembly.connect(ja, a, jb, b, e, allow_new)
 
