@@ -46,6 +46,7 @@ __all__ = [
     "visibility",
     "maps",
     "image",
+    "network_images",
     "size",
     "integer",
     "number",
@@ -266,6 +267,31 @@ def image(x: Any, name: str, *, ndim: int | Iterable[int] = (3,), channels: int 
             raise ValueError(f"{name} must be float in [0, 1] (or uint8), got values in [{lo:.3g}, {hi:.3g}]; "
                              "divide a 0-255 image by 255")
     return t
+
+
+def network_images(images: Any, model: torch.nn.Module, *, channels: int = 3, multiple: int = 1,
+                   why: str = "", name: str = "images") -> torch.Tensor:
+    """The images of a model's forward pass, checked at its boundary: ``(B, C, H, W)`` by
+    :func:`image` (``uint8`` scaled by 1/255), ``H`` and ``W`` multiples of ``multiple``,
+    on the device of the model's parameters (a non-tensor goes there).
+
+    The values (NaN, range) are checked on the CPU only: on an accelerator that check would
+    synchronise every training step, so there only shape, dtype and device are.
+    """
+    param = next(model.parameters(), None)
+    if isinstance(images, torch.Tensor) and param is not None:
+        same_device(**{name: images, "model": param})
+    floating = isinstance(images, torch.Tensor) and images.dtype.is_floating_point
+    dtype = images.dtype if floating else (param.dtype if param is not None else torch.float32)
+    if floating and images.device.type not in ("cpu", "meta"):
+        image(torch.empty_like(images, device="meta"), name, ndim=4, channels=channels)  # shape and dtype
+        x = images
+    else:
+        device = None if isinstance(images, torch.Tensor) or param is None else param.device
+        x = image(images, name, ndim=4, channels=channels, dtype=dtype, device=device)
+    if x.shape[-1] % multiple or x.shape[-2] % multiple:
+        raise ValueError(f"{name} height and width must be multiples of {multiple}{why}, got {tuple(x.shape[-2:])}")
+    return x
 
 
 def integer(x: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:

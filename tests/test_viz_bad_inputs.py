@@ -19,12 +19,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from badinput import Case, assert_ok, parametrize  # noqa: E402
+from badinput import Case, assert_ok, parametrize, gen as _gen  # noqa: E402
 from kpedu import viz, widgets  # noqa: E402
 
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _image(size: int = 16, seed: int = 0) -> torch.Tensor:

@@ -42,28 +42,6 @@ def _even(value, name: str) -> int:
     return v
 
 
-def _network_images(images, model: nn.Module, multiple: int) -> torch.Tensor:
-    """The images of a forward pass, checked at the model's boundary (``book/notation.md``).
-
-    ``(B, 3, H, W)``, ``H`` and ``W`` multiples of ``multiple``, on the model's device;
-    ``uint8`` is scaled by 1/255, float must lie in ``[0, 1]`` (:func:`kpedu.checks.image`).
-    The values (NaN, range) are checked on the CPU only: on an accelerator that check
-    would synchronise every training step, so there only shape, dtype and device are.
-    """
-    param = next(model.parameters(), None)
-    if isinstance(images, torch.Tensor) and param is not None:
-        checks.same_device(images=images, model=param)
-    floating = isinstance(images, torch.Tensor) and images.dtype.is_floating_point
-    dtype = images.dtype if floating else (param.dtype if param is not None else torch.float32)
-    if floating and images.device.type not in ("cpu", "meta"):
-        checks.image(torch.empty_like(images, device="meta"), "images", ndim=4, channels=3)  # shape and dtype
-        x = images
-    else:
-        device = None if isinstance(images, torch.Tensor) or param is None else param.device
-        x = checks.image(images, "images", ndim=4, channels=3, dtype=dtype, device=device)
-    if x.shape[-1] % multiple or x.shape[-2] % multiple:
-        raise ValueError(f"images height and width must be multiples of {multiple}, got {tuple(x.shape[-2:])}")
-    return x
 
 
 class Residual(nn.Module):
@@ -189,7 +167,7 @@ class StackedHourglass(nn.Module):
         return 4
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        images = _network_images(images, self, 4 * 2**self.depth)
+        images = checks.network_images(images, self, multiple=4 * 2**self.depth)
         x = self.stem(images)
         outputs = []
         for i in range(self.num_stacks):

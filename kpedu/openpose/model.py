@@ -69,29 +69,6 @@ def _activation(activation) -> str:
     return checks.choice(activation, "activation", _ACTIVATIONS)
 
 
-def _network_images(images, model: nn.Module) -> torch.Tensor:
-    """The images of a forward pass, checked at the model's boundary (``book/notation.md``).
-
-    ``(B, 3, H, W)``, ``H`` and ``W`` multiples of 8, on the model's device; ``uint8`` is
-    scaled by 1/255, float must lie in ``[0, 1]`` (:func:`kpedu.checks.image`). The values
-    (NaN, range) are checked on the CPU only: on an accelerator that check would
-    synchronise every training step, so there only shape, dtype and device are.
-    """
-    param = next(model.parameters(), None)
-    if isinstance(images, torch.Tensor) and param is not None:
-        checks.same_device(images=images, model=param)
-    floating = isinstance(images, torch.Tensor) and images.dtype.is_floating_point
-    dtype = images.dtype if floating else (param.dtype if param is not None else torch.float32)
-    if floating and images.device.type not in ("cpu", "meta"):
-        checks.image(torch.empty_like(images, device="meta"), "images", ndim=4, channels=3)  # shape and dtype
-        x = images
-    else:
-        device = None if isinstance(images, torch.Tensor) or param is None else param.device
-        x = checks.image(images, "images", ndim=4, channels=3, dtype=dtype, device=device)
-    if x.shape[-1] % 8 or x.shape[-2] % 8:
-        raise ValueError(f"images height and width must be multiples of 8 (the output stride), "
-                         f"got {tuple(x.shape[-2:])}")
-    return x
 
 
 class ConvBlock(nn.Module):
@@ -300,7 +277,7 @@ class OpenPoseNet(nn.Module):
         return 8
 
     def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        images = _network_images(images, self)
+        images = checks.network_images(images, self, multiple=8, why=" (the output stride)")
         feats = self.backbone(images)
         pafs: list[torch.Tensor] = []
         x = feats

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib
 import math
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from badinput import Case, assert_ok, parametrize
+from badinput import Case, assert_ok, parametrize, gen as _gen, until as _until
 from kpedu.d2net import baselines, detection, loss, matching
 from kpedu.d2net import experiment as E
 from kpedu.d2net.matching import Features
@@ -28,25 +27,6 @@ from kpedu.d2net.model import D2Net
 
 X = importlib.import_module("kpedu.d2net.extract")  # the package's `extract` is the function of that name
 
-
-class _Reached(Exception):
-    """Raised by a stand-in for the expensive part of a call: the checks came first."""
-
-
-def _until(target, attribute: str, func):
-    """``func`` with ``target.attribute`` replaced by a sentinel; returns ``"reached"``."""
-    def call(**kw):
-        with mock.patch.object(target, attribute, side_effect=_Reached):
-            try:
-                func(**kw)
-            except _Reached:
-                return "reached"
-        return "finished"
-    return call
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @functools.lru_cache(maxsize=None)

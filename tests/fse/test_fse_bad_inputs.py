@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import math
 from types import SimpleNamespace
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -21,30 +20,11 @@ from hypothesis import strategies as st
 
 import kpedu.data
 import kpedu.train
-from badinput import Case, assert_ok, parametrize
+from badinput import Case, assert_ok, parametrize, gen as _gen, until as _until
 from kpedu.data import make_faces
 from kpedu.fse import evaluate as V, loss as L, model as M, tps as T
 from kpedu.fse import experiment as E
 
-
-class _Reached(Exception):
-    """Raised by a stand-in for the expensive part of a call: the checks came first."""
-
-
-def _until(target, attribute: str, func):
-    """``func`` with ``target.attribute`` replaced by a sentinel; returns ``"reached"``."""
-    def call(**kw):
-        with mock.patch.object(target, attribute, side_effect=_Reached):
-            try:
-                func(**kw)
-            except _Reached:
-                return "reached"
-        return "finished"
-    return call
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kpedu.train
-from badinput import Case, assert_ok, parametrize
+from badinput import Case, assert_ok, parametrize, gen as _gen, until as _until
 from kpedu.codecs import GaussianHeatmapCodec
 from kpedu.foundations import make_people
 from kpedu.hourglass import experiment as E
@@ -27,25 +26,6 @@ from kpedu.hourglass import inference as I
 from kpedu.hourglass import loss as L
 from kpedu.hourglass import model as M
 
-
-class _Reached(Exception):
-    """Raised by a stand-in for the expensive part of a call: the checks came first."""
-
-
-def _until(target, attribute: str, func):
-    """``func`` with ``target.attribute`` replaced by a sentinel; returns ``"reached"``."""
-    def call(**kw):
-        with mock.patch.object(target, attribute, side_effect=_Reached):
-            try:
-                func(**kw)
-            except _Reached:
-                return "reached"
-        return "finished"
-    return call
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 TINY = dict(num_stacks=1, channels=4, depth=1, stem_channels=(2, 4))  # 16 x 16 images, 4 x 4 heatmaps

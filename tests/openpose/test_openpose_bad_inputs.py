@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib
 import math
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -21,32 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kpedu.train
-from badinput import Case, assert_ok, parametrize
+from badinput import Case, assert_ok, parametrize, gen as _gen, until as _until
 from kpedu.openpose import experiment as E
 from kpedu.openpose import model as M
 from kpedu.openpose import targets as T
 
 P = importlib.import_module("kpedu.openpose.parse")  # the package's `parse` is the function of that name
 
-
-class _Reached(Exception):
-    """Raised by a stand-in for the expensive part of a call: the checks came first."""
-
-
-def _until(target, attribute: str, func):
-    """``func`` with ``target.attribute`` replaced by a sentinel; returns ``"reached"``."""
-    def call(**kw):
-        with mock.patch.object(target, attribute, side_effect=_Reached):
-            try:
-                func(**kw)
-            except _Reached:
-                return "reached"
-        return "finished"
-    return call
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 TINY = dict(stage_channels=2, stage_blocks=1, stage_hidden=4, feature_channels=4, backbone_width=2, paf_stages=1)
