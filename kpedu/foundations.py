@@ -9,7 +9,8 @@ convolutional encoder and differ only in the head:
   predicts one Gaussian heatmap per keypoint, decoded with
   :func:`kpedu.codecs.decode_argmax` (argmax plus the quarter-pixel shift).
 
-Both are trained on the same synthetic single-person crops with the same budget; the
+Both are trained on the same synthetic single-person crops with the same budget
+(:func:`make_people`, :class:`PeopleTensors`: :mod:`kpedu.data.crops`, re-exported here); the
 checkpoints ``foundations-coords`` and ``foundations-heatmap`` in :mod:`kpedu.hub` are
 produced by the recipes at the bottom of this module
 (``python -m kpedu.hub train foundations-heatmap``).
@@ -17,7 +18,6 @@ produced by the recipes at the bottom of this module
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from . import checks, hub
 from .codecs import GaussianHeatmapCodec
+from .data.crops import PeopleTensors, make_people  # shared data (also the Hourglass chapter's); re-exported
 from .metrics import pck
 
 __all__ = [
@@ -125,54 +126,6 @@ class PoseNet(nn.Module):
         # coordinates normalised to [-1, 1] by the head, returned in pixels
         c = self.fc(x3).view(-1, self.num_keypoints, 2)
         return (c + 1) * (self.input_size / 2) - 0.5
-
-
-@dataclass
-class PeopleTensors:
-    """A pre-generated set of single-person crops held as tensors."""
-
-    images: torch.Tensor      # (N, 3, S, S) uint8 to save memory
-    keypoints: torch.Tensor   # (N, K, 2) float32, image pixels
-    visible: torch.Tensor     # (N, K) uint8, COCO flags
-    head_sizes: torch.Tensor  # (N,) head diameters, the PCKh normaliser
-    areas: torch.Tensor       # (N,) visible pixel area, COCO's OKS scale
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def batch(self, idx) -> dict:
-        return {
-            "image": self.images[idx].float() / 255.0,
-            "keypoints": self.keypoints[idx],
-            "visible": self.visible[idx],
-        }
-
-
-def make_people(n: int, seed: int, image_size: int = 64, progress: bool = False, **kwargs) -> PeopleTensors:
-    """Generate ``n`` single-person crops with :class:`kpedu.data.SyntheticPeople`; the
-    tensors hold the main (centred) person. ``kwargs`` go to the generator
-    (:func:`kpedu.data.make_person`, e.g. ``distractors=1``)."""
-    from .data import SyntheticPeople
-
-    n = checks.integer(n, "n", minimum=1)
-    seed = checks.integer(seed, "seed", minimum=0)
-    image_size = checks.integer(image_size, "image_size", minimum=16)  # SyntheticPeople's smallest
-    ds = SyntheticPeople(n, image_size=image_size, mode="single", seed=seed, **kwargs)
-    it = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"generating {n} people", mininterval=0.5)
-    imgs, kps, vis, heads, areas = [], [], [], [], []
-    for i in it:
-        s = ds[i]
-        imgs.append((s["image"] * 255).round().to(torch.uint8))
-        kps.append(s["keypoints"][0])
-        vis.append(s["visible"][0])
-        heads.append(s["head_sizes"][0])
-        areas.append(s["areas"][0])
-    return PeopleTensors(torch.stack(imgs), torch.stack(kps).float(), torch.stack(vis).to(torch.uint8),
-                         torch.stack(heads).float(), torch.stack(areas).float())
 
 
 def _float_dtype(x) -> torch.dtype:

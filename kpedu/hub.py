@@ -21,23 +21,44 @@ and the command line reproduces, lists and checks them::
     python -m kpedu.hub train NAME [--profile full] [--device cpu] [--seed 0]
     torchrun --nproc_per_node=4 -m kpedu.hub train NAME   # data-parallel; rank 0 saves
 
+Paper-scale recipes (``hourglass-mpii``, ``openpose-coco``, ``fse-celeba-k30``,
+``fse-celeba-k50``, ``d2net-images``) train on a real data set that the user has on disk;
+they declare it with ``@recipe(name, data="what --data must hold")`` and take keyword
+options ``fn(profile, device, data=..., eval_data=..., steps=..., weights=..., size=...,
+width=...)``::
+
+    python -m kpedu.hub train hourglass-mpii --data ~/data/mpii [--eval-data valid.json]
+        [--steps N] [--weights PATH] [--size S] [--width W] [--out DIR] [--device cuda]
+
+A missing ``--data``, a path that does not exist or holds another layout, or ``--device
+cuda`` without CUDA prints one line naming what was expected and exits with status 2.
+Their checkpoints never touch the package registry: ``OUT/NAME.pt`` (atomically, the
+format of :func:`kpedu.checkpointing.save_checkpoint`) and ``OUT/NAME.json`` (metrics and
+the command), ``OUT`` being ``--out``, default the current directory.
+
 Recipes are discovered by importing the modules in :data:`RECIPE_MODULES` (plus any
 comma-separated names in ``KPEDU_RECIPE_MODULES``). The checkpoint folder is
 :data:`CHECKPOINT_DIR` when set, else ``KPEDU_CHECKPOINT_DIR``, else the package's own
 ``checkpoints/`` folder; tests point it at a temporary directory. Nothing is downloaded.
+
+The checkpoint files and the registry lookups live in :mod:`kpedu.checkpointing`, which
+:mod:`kpedu.train` uses too (:func:`kpedu.train.load_or_train`); this module re-exports
+them (:func:`checkpoint_dir`, :func:`registry_path`, :func:`read_registry`,
+:func:`sha256`, :func:`entry`, :func:`checkpoint_path`) and imports nothing from
+:mod:`kpedu.train`. ``CHECKPOINT_DIR`` here reads and sets
+:data:`kpedu.checkpointing.CHECKPOINT_DIR`, the one override.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import math
 import os
-import re
 import shlex
 import sys
 import time
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -46,7 +67,9 @@ from typing import Any
 
 import torch
 
-from . import __version__, runtime
+from . import __version__, checkpointing, runtime
+from .checkpointing import (_check_name, checkpoint_dir, checkpoint_path, entry, read_registry, registry_path,
+                            save_checkpoint, sha256)
 from .files import write_text_atomic
 
 __all__ = [
@@ -67,90 +90,26 @@ __all__ = [
     "discover_recipes",
     "get_recipe",
     "train",
+    "train_paper",
+    "RecipeInputError",
     "main",
 ]
 
-#: Override for the checkpoint folder (None: ``KPEDU_CHECKPOINT_DIR`` or the package folder).
-CHECKPOINT_DIR: Path | str | None = None
 #: Modules imported (lazily) to discover ``@recipe`` functions.
 RECIPE_MODULES: list[str] = ["kpedu.foundations", "kpedu.hourglass.experiment", "kpedu.openpose.experiment",
                               "kpedu.fse.experiment", "kpedu.d2net.experiment"]
 
-_PACKAGE_DIR = Path(__file__).resolve().parent / "checkpoints"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _DEFAULT_PROFILE, _DEFAULT_SEED = "full", 0
 
 
 # --------------------------------------------------------------------------- registry
-
-
-def checkpoint_dir() -> Path:
-    """The folder holding ``registry.json`` and the checkpoint files."""
-    if CHECKPOINT_DIR is not None:
-        return Path(CHECKPOINT_DIR)
-    env = os.environ.get("KPEDU_CHECKPOINT_DIR", "").strip()
-    return Path(env) if env else _PACKAGE_DIR
-
-
-def registry_path() -> Path:
-    """Path of ``registry.json`` in :func:`checkpoint_dir`."""
-    return checkpoint_dir() / "registry.json"
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith(".pt"):
-        raise ValueError(
-            f"checkpoint name {name!r} must be letters, digits, '_', '-' or '.' "
-            "(no path separators, no .pt suffix)"
-        )
-    return name
-
-
-def read_registry() -> dict[str, dict[str, Any]]:
-    """The registry as a dict (empty when ``registry.json`` does not exist)."""
-    path = registry_path()
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"{path} must map checkpoint names to objects")
-    return data
+# Reading it (checkpoint_dir, registry_path, read_registry, sha256, entry, checkpoint_path)
+# is kpedu.checkpointing's, imported above; writing it is this module's.
 
 
 def _write_registry(data: Mapping[str, Any]) -> None:
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
     write_text_atomic(registry_path(), text)
-
-
-def sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 digest of a file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}")
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def entry(name: str) -> dict[str, Any] | None:
-    """The registry entry for ``name`` (a copy), or None when it is not registered."""
-    _check_name(name)
-    ent = read_registry().get(name)
-    return json.loads(json.dumps(ent)) if ent is not None else None
-
-
-def checkpoint_path(name: str) -> Path:
-    """Where the checkpoint file for ``name`` lives (whether or not it exists)."""
-    ent = entry(name)
-    file = (ent or {}).get("file") or f"{name}.pt"
-    if Path(file).name != file:
-        raise ValueError(f"registry entry {name!r} has file {file!r}, which is not a bare file name")
-    return checkpoint_dir() / file
 
 
 def status(name: str) -> str:
@@ -259,21 +218,36 @@ def register(
 
 @dataclass(frozen=True)
 class Recipe:
-    """A registered way to produce checkpoint ``name``: ``fn(profile, device) -> (model, metrics)``."""
+    """A registered way to produce checkpoint ``name``: ``fn(profile, device) -> (model, metrics)``.
+
+    ``data`` is None for the book's recipes (generated data); for a paper-scale recipe it
+    says what ``--data`` must hold, and ``fn`` then also takes the keyword options
+    ``data``, ``eval_data``, ``steps``, ``weights``, ``size`` and ``width``."""
 
     name: str
-    fn: Callable[[runtime.Profile, torch.device], tuple[torch.nn.Module, dict[str, Any]]]
+    fn: Callable[..., tuple[torch.nn.Module, dict[str, Any]]]
     description: str
     module: str
     storage_dtype: torch.dtype | None = None
+    data: str | None = None
+    eval_data: str | None = None
+
+
+class RecipeInputError(ValueError):
+    """A paper-scale recipe's input (``--data``, ``--eval-data``, ``--weights``, ``--size``, ...)
+    is unusable; the message is one line naming what was expected. The CLI prints it and
+    exits with status 2."""
 
 
 _RECIPES: dict[str, Recipe] = {}
 
 
-def recipe(name: str, *, description: str = "", storage_dtype: torch.dtype | None = None
-           ) -> Callable[[Callable], Callable]:
+def recipe(name: str, *, description: str = "", storage_dtype: torch.dtype | None = None,
+           data: str | None = None, eval_data: str | None = None) -> Callable[[Callable], Callable]:
     """Decorator declaring how checkpoint ``name`` is trained.
+
+    ``data`` (a paper-scale recipe): what ``--data`` must hold, e.g. ``"MPII Human Pose:
+    mpii_human_pose_v1_u12_1.mat + images/"``; ``eval_data`` likewise for ``--eval-data``.
 
     ``storage_dtype`` (e.g. ``torch.float16``) is the dtype the weights are stored in
     (:func:`kpedu.train.save_checkpoint`), to keep a large model's file small.
@@ -285,6 +259,9 @@ def recipe(name: str, *, description: str = "", storage_dtype: torch.dtype | Non
     _check_name(name)
     if not isinstance(description, str):
         raise TypeError("description must be a string")
+    for what, value in (("data", data), ("eval_data", eval_data)):
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise TypeError(f"{what} must be a non-empty description string or None, got {value!r}")
 
     def decorate(fn: Callable) -> Callable:
         if not callable(fn):
@@ -296,7 +273,7 @@ def recipe(name: str, *, description: str = "", storage_dtype: torch.dtype | Non
                 f"recipe {name!r} is already defined by {old.module}.{old.fn.__qualname__}"
             )
         _RECIPES[name] = Recipe(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0], fn.__module__,
-                                storage_dtype)
+                                storage_dtype, data, eval_data)
         return fn
 
     return decorate
@@ -359,7 +336,6 @@ def train(
     ``profile`` while the recipe runs, so ``runtime.pick`` inside it agrees.
     """
     from . import distributed as kdist
-    from .train import save_checkpoint
 
     _check_name(name)
     if profile not in runtime.PROFILES:
@@ -367,6 +343,9 @@ def train(
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     rec = get_recipe(name)
+    if rec.data is not None:
+        raise RecipeInputError(f"recipe {name!r} trains on a real data set: use train_paper({name!r}, data=...) "
+                               f"or python -m kpedu.hub train {name} --data PATH ({rec.data})")
 
     owns_group = not kdist.is_distributed()
     info = kdist.init_distributed(device)
@@ -431,6 +410,148 @@ def train(
             kdist.cleanup()
 
 
+def _check_cuda(device: str | None) -> None:
+    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise RecipeInputError(f"--device {device}: CUDA is not available on this machine "
+                               "(torch.cuda.is_available() is False); use --device cpu or leave --device out")
+
+
+def _existing(path: Any, flag: str, expected: str, kind: str = "any") -> Path:
+    p = Path(os.path.expanduser(os.fspath(path)))
+    if not p.exists():
+        raise RecipeInputError(f"{flag} {p} does not exist; expected {expected}")
+    if kind == "file" and not p.is_file():
+        raise RecipeInputError(f"{flag} {p} is not a file; expected {expected}")
+    return p
+
+
+def train_paper(
+    name: str,
+    data: str | os.PathLike[str] | None,
+    *,
+    eval_data: str | os.PathLike[str] | None = None,
+    steps: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    size: int | None = None,
+    width: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    profile: str = _DEFAULT_PROFILE,
+    device: str | None = None,
+    seed: int = _DEFAULT_SEED,
+    verbose: bool = True,
+) -> dict[str, Any] | None:
+    """Run paper-scale recipe ``name`` on the data set at ``data``; write ``OUT/NAME.pt`` and
+    ``OUT/NAME.json``; return the JSON record (None off rank 0).
+
+    ``out`` defaults to the current directory; the package registry and its committed
+    checkpoints are never touched. ``steps`` overrides the schedule's length (the
+    schedule's shape, e.g. a learning-rate drop at a fraction of the run, scales with it);
+    ``size`` the input size and ``width`` the network width (for smoke tests: the
+    defaults are the paper's configuration); ``weights`` a ``state_dict`` file for the
+    recipes that take one (``openpose-coco``: the VGG-19 backbone). Under torchrun every
+    rank trains on its shard and rank 0 writes the files. Bad inputs raise
+    :class:`RecipeInputError` (or :class:`FileNotFoundError` from a data set whose layout is
+    not the expected one), with one line naming what was expected.
+    """
+    from . import distributed as kdist
+
+    _check_name(name)
+    if profile not in runtime.PROFILES:
+        raise ValueError(f"profile must be one of {runtime.PROFILES}, got {profile!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise RecipeInputError(f"--seed must be a non-negative integer, got {seed!r}")
+    rec = get_recipe(name)
+    if rec.data is None:
+        raise RecipeInputError(f"recipe {name!r} takes no --data (it generates its data); "
+                               f"run python -m kpedu.hub train {name}")
+    if data is None:
+        raise RecipeInputError(f"recipe {name!r} needs --data PATH: {rec.data}")
+    data = _existing(data, "--data", rec.data)
+    if eval_data is not None:
+        eval_data = _existing(eval_data, "--eval-data", rec.eval_data or "an evaluation data set")
+    if weights is not None:
+        weights = _existing(weights, "--weights", "a state_dict file saved with torch.save", "file")
+    for flag, value, low in (("--steps", steps, 1), ("--size", size, 8), ("--width", width, 1)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            raise RecipeInputError(f"{flag} must be an integer >= {low}, got {value!r}")
+    _check_cuda(device)
+    folder = Path(os.path.expanduser(os.fspath(out))) if out is not None else Path.cwd()
+    if folder.exists() and not folder.is_dir():
+        raise RecipeInputError(f"--out {folder} is a file; expected a folder for {name}.pt and {name}.json")
+
+    owns_group = not kdist.is_distributed()
+    info = kdist.init_distributed(device)
+    old_profile = os.environ.get("KPEDU_PROFILE")
+    os.environ["KPEDU_PROFILE"] = profile
+    try:
+        prof = runtime.get_profile()
+        runtime.seed_everything(seed)
+        if verbose and info.is_main:
+            print(runtime.banner(prof, info.device, seed) + f" | world_size={info.world_size}")
+            print(f"[kpedu.hub] training {name!r} on {data}: {rec.description}")
+        t0 = time.perf_counter()
+        out_ = rec.fn(prof, info.device, data=data, eval_data=eval_data, steps=steps, weights=weights, size=size,
+                      width=width)
+        seconds = time.perf_counter() - t0
+        if not (isinstance(out_, tuple) and len(out_) == 2 and isinstance(out_[0], torch.nn.Module)):
+            raise TypeError(f"recipe {name!r} must return (model, metrics), got {type(out_).__name__}")
+        model, metrics = out_
+        metrics = _json_safe(dict(metrics or {}), "metrics")
+        parts = [f"torchrun --nproc_per_node={info.world_size} -m kpedu.hub" if info.world_size > 1
+                 else "python -m kpedu.hub", "train", shlex.quote(name), "--data", shlex.quote(str(data))]
+        for flag, value in (("--eval-data", eval_data), ("--steps", steps), ("--weights", weights),
+                            ("--size", size), ("--width", width), ("--device", device)):
+            if value is not None:
+                parts += [flag, shlex.quote(str(value))]
+        if seed != _DEFAULT_SEED:
+            parts += ["--seed", str(seed)]
+        record = None
+        if info.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{name}.pt"
+            meta = {"name": name, "metrics": metrics, "command": " ".join(parts), "seed": seed, "profile": profile,
+                    "device": str(info.device), "world_size": info.world_size, "seconds": round(seconds, 1),
+                    "torch_version": str(torch.__version__), "kpedu_version": __version__,
+                    "created": datetime.now(timezone.utc).date().isoformat(), "description": rec.description}
+            save_checkpoint(path, model, meta, dtype=rec.storage_dtype)
+            record = {**meta, "file": path.name, "sha256": sha256(path)}
+            write_text_atomic(folder / f"{name}.json",
+                              json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
+            if verbose:
+                print(f"[kpedu.hub] {name}: {seconds:.1f} s, metrics {json.dumps(metrics)}")
+                print(f"[kpedu.hub] wrote {path} and {path.with_suffix('.json').name} (not registered)")
+        kdist.barrier()
+        return record
+    finally:
+        if old_profile is None:
+            os.environ.pop("KPEDU_PROFILE", None)
+        else:
+            os.environ["KPEDU_PROFILE"] = old_profile
+        if owns_group:
+            kdist.cleanup()
+
+
+# --------------------------------------------------------------------------- CHECKPOINT_DIR
+
+
+class _HubModule(types.ModuleType):
+    """The module's class: ``hub.CHECKPOINT_DIR`` reads and sets
+    :data:`kpedu.checkpointing.CHECKPOINT_DIR`, the one override the registry lookups
+    read, so ``kpedu.hub.CHECKPOINT_DIR = folder`` keeps working."""
+
+    @property
+    def CHECKPOINT_DIR(self) -> Path | str | None:  # noqa: N802 (a module constant's name)
+        """Override for the checkpoint folder (None: ``KPEDU_CHECKPOINT_DIR`` or the package folder)."""
+        return checkpointing.CHECKPOINT_DIR
+
+    @CHECKPOINT_DIR.setter
+    def CHECKPOINT_DIR(self, value: Path | str | None) -> None:  # noqa: N802
+        checkpointing.CHECKPOINT_DIR = value
+
+
+sys.modules[__name__].__class__ = _HubModule
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -450,7 +571,10 @@ def _cmd_list() -> int:
         print(f"{ent['name']:<32} {st:<9} {ent.get('file', '')}  {ent.get('created', '')}  {metrics}")
     for name, rec in recipes.items():
         if not any(e["name"] == name for e in entries):
-            print(f"{name:<32} {'no file':<9} recipe in {rec.module}: {rec.description}")
+            if rec.data is not None:
+                print(f"{name:<32} {'paper':<9} needs --data ({rec.data}); recipe in {rec.module}")
+            else:
+                print(f"{name:<32} {'no file':<9} recipe in {rec.module}: {rec.description}")
     return 0
 
 
@@ -487,6 +611,15 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--profile", default=_DEFAULT_PROFILE, choices=runtime.PROFILES)
     p_train.add_argument("--device", default=None, help="e.g. cpu, cuda, mps (default: best available)")
     p_train.add_argument("--seed", type=int, default=_DEFAULT_SEED)
+    p_train.add_argument("--data", default=None, metavar="PATH",
+                         help="the data set of a paper-scale recipe (python -m kpedu.hub list shows which need it)")
+    p_train.add_argument("--eval-data", default=None, metavar="PATH", help="evaluation data (recipe-specific)")
+    p_train.add_argument("--steps", type=int, default=None, help="override the schedule's length (paper recipes)")
+    p_train.add_argument("--weights", default=None, metavar="PATH", help="initial weights (state_dict) where taken")
+    p_train.add_argument("--size", type=int, default=None, help="input size (paper recipes; default: the paper's)")
+    p_train.add_argument("--width", type=int, default=None, help="network width (paper recipes; default: the paper's)")
+    p_train.add_argument("--out", default=None, metavar="DIR",
+                         help="folder for NAME.pt and NAME.json of a paper recipe (default: current directory)")
     args = parser.parse_args(argv)
 
     if args.cmd == "list":
@@ -496,11 +629,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed < 0:
         parser.error("--seed must be non-negative")
     try:
-        get_recipe(args.name)
-    except (KeyError, ValueError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        rec = get_recipe(args.name)
+        _check_cuda(args.device)
+        if rec.data is None:
+            extra = [f for f, v in (("--data", args.data), ("--eval-data", args.eval_data), ("--steps", args.steps),
+                                    ("--weights", args.weights), ("--size", args.size), ("--width", args.width),
+                                    ("--out", args.out)) if v is not None]
+            if extra:
+                raise RecipeInputError(f"recipe {args.name!r} generates its data and takes no {', '.join(extra)} "
+                                       "(paper-scale recipes: python -m kpedu.hub list)")
+            train(args.name, profile=args.profile, device=args.device, seed=args.seed)
+        else:
+            train_paper(args.name, args.data, eval_data=args.eval_data, steps=args.steps, weights=args.weights,
+                        size=args.size, width=args.width, out=args.out, profile=args.profile, device=args.device,
+                        seed=args.seed)
+    except (KeyError, RecipeInputError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"error: {' '.join(str(msg).split())}", file=sys.stderr)
         return 2
-    train(args.name, profile=args.profile, device=args.device, seed=args.seed)
     return 0
 
 

@@ -7,9 +7,13 @@
   :class:`History`.
 - :func:`save_checkpoint` / :func:`load_checkpoint` write and read
   ``{"state_dict", "meta", "kpedu_version"}`` files. Loading always uses
-  ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
+  ``torch.load(..., weights_only=True)``: a checkpoint cannot run code. They live in
+  :mod:`kpedu.checkpointing` (with :class:`CheckpointError`, :class:`CheckpointWarning`
+  and :func:`unwrap_model`), which :mod:`kpedu.hub` uses too; this module re-exports them
+  and never imports :mod:`kpedu.hub`.
 - :func:`load_or_train` is what a notebook calls for a headline model: load the
-  committed checkpoint from :mod:`kpedu.hub` when its hash checks out, else train.
+  committed checkpoint of the registry (:mod:`kpedu.hub`) when its hash checks out,
+  else train.
 - :func:`evaluating` and :func:`predict` run a model for inference.
 
 A ``loss_fn(model, batch)`` must call ``model(...)`` for its forward pass: under
@@ -33,7 +37,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__, checks, runtime
+from . import checkpointing, checks, runtime
+# checkpoint files live in kpedu.checkpointing (shared with kpedu.hub); re-exported here
+from .checkpointing import CheckpointError, CheckpointWarning, load_checkpoint, save_checkpoint, unwrap_model
 from .files import atomic_open
 from . import distributed as kdist
 
@@ -54,14 +60,6 @@ __all__ = [
 
 LossFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, Any]]"]
 Callback = Callable[[int, "History", nn.Module], "bool | None"]
-
-
-class CheckpointError(ValueError):
-    """A file is not a loadable kpedu checkpoint (wrong format or unsafe content)."""
-
-
-class CheckpointWarning(UserWarning):
-    """A committed checkpoint could not be used (hash mismatch) and was retrained."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,17 +88,19 @@ def to_device(batch: Any, device: torch.device | str, non_blocking: bool = False
     return batch
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """Strip ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile`` wrappers."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod
-        else:
-            return model
+def _to_channels_last(batch: Any) -> Any:
+    """Every 4-D floating-point tensor of a (nested) batch in the channels-last memory format."""
+    if isinstance(batch, torch.Tensor):
+        if batch.dim() == 4 and batch.is_floating_point():
+            return batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, Mapping):
+        return {k: _to_channels_last(v) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(_to_channels_last(v) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_channels_last(v) for v in batch)
+    return batch
 
 
 def _batch_size(batch: Any) -> int | None:
@@ -271,9 +271,13 @@ class _Batches:
         self.taken_this_epoch = 0
 
     def _start(self) -> Iterator[Any]:
-        sampler = getattr(self.source, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
+        # a DataLoader's sampler, or the sampler inside its batch_sampler: a
+        # DistributedSampler reshuffles (identically on every rank) for each epoch
+        for sampler in (getattr(self.source, "sampler", None),
+                        getattr(getattr(self.source, "batch_sampler", None), "sampler", None)):
+            if callable(getattr(sampler, "set_epoch", None)):
+                sampler.set_epoch(self.epoch)
+                break
         return iter(self.source)
 
     def next(self, step: int) -> Any:
@@ -344,6 +348,7 @@ def fit(
     state_path: str | os.PathLike[str] | None = None,
     save_every: int = 100,
     micro_batches: int = 1,
+    channels_last: bool | None = None,
 ) -> History:
     """Train ``model`` in place for ``steps`` optimisation steps and return a :class:`History`.
 
@@ -358,6 +363,14 @@ def fit(
         Any re-iterable of batches (DataLoader, list, ...), re-iterated when exhausted.
         A one-shot iterator (generator) must supply at least ``steps`` batches. Each
         batch (tensor, dict, tuple, list, nested) is moved with :func:`to_device`.
+        A DataLoader's ``sampler.set_epoch(epoch)`` (or its batch sampler's) is called
+        at every (re-)iteration. Under a process group each rank must get its own share
+        of the global batch: :func:`kpedu.distributed.distributed_loader`,
+        :func:`~kpedu.distributed.shard_batches` or
+        :func:`~kpedu.distributed.rank_slice`; the first step checks this and warns
+        (:class:`~kpedu.distributed.ShardingWarning`) when every rank got the same batch.
+        Logged losses and logs are then means over the samples of all ranks, and
+        ``History.samples_per_second`` counts every rank's samples.
     loss_fn
         ``loss_fn(model, batch)`` returns a scalar loss tensor or ``(loss, logs)`` with
         ``logs`` a dict of floats / scalar tensors averaged into ``History.logs``.
@@ -404,6 +417,12 @@ def fit(
         whole batch for a loss that averages over samples, with the activation memory of
         one micro-batch (the book uses it to keep a training demonstration within
         Binder's 2 GB). Batch-normalisation statistics then come from each micro-batch.
+    channels_last
+        Train in the channels-last memory format: the model is converted with
+        ``model.to(memory_format=torch.channels_last)`` and every 4-D floating-point tensor
+        of a batch likewise (faster convolutions with tensor cores under mixed precision).
+        ``None`` (default): on for CUDA, off elsewhere. The numbers are the same up to
+        floating-point summation order.
 
     Raises
     ------
@@ -426,6 +445,8 @@ def fit(
     if not isinstance(amp, bool) and amp not in (torch.bfloat16, torch.float16):
         raise ValueError(f"amp must be True, False, torch.bfloat16 or torch.float16, got {amp!r}")
     micro_batches = checks.integer(micro_batches, "micro_batches", minimum=1)
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise TypeError(f"channels_last must be True, False or None, got {channels_last!r}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable as callback(step, history, model)")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -441,6 +462,10 @@ def fit(
     dev = _resolve_device(device)
     base = unwrap_model(model)
     base.to(dev)
+    if channels_last is None:
+        channels_last = dev.type == "cuda"
+    if channels_last:
+        base.to(memory_format=torch.channels_last)
     net = model
     if kdist.is_distributed() and not isinstance(model, nn.parallel.DistributedDataParallel):
         if not any(p.requires_grad for p in base.parameters()):
@@ -486,7 +511,8 @@ def fit(
     loss_sum, loss_n = 0.0, 0
     log_vals: dict[str, list[torch.Tensor | float]] = {}
     ema: float | None = None
-    samples = 0
+    samples = 0  # this rank's samples over the run
+    interval_samples = 0  # ... since the last log point (weights the mean over ranks)
     bar = tqdm(
         total=steps,
         desc=desc,
@@ -514,7 +540,7 @@ def fit(
         bar.set_postfix(loss=f"{ema:.4g}", refresh=False)
 
     def log_point(step: int) -> bool:
-        nonlocal loss_sum, loss_n
+        nonlocal loss_sum, loss_n, interval_samples
         flush()
         keys = sorted(log_vals)
         means = [loss_sum / max(loss_n, 1)]
@@ -522,7 +548,12 @@ def fit(
             vals = _floats(log_vals[k])
             means.append(sum(vals) / len(vals))
         if world > 1:  # every rank logs the same keys at the same steps
-            means = kdist.all_reduce_mean(torch.tensor(means, dtype=torch.float64)).tolist()
+            # the mean over all samples of all ranks: each rank weighted by its samples
+            # (by its steps when the batches have no sample dimension)
+            weight = float(interval_samples or loss_n or 1)
+            totals = kdist.all_reduce_sum(torch.tensor([m * weight for m in means] + [weight], dtype=torch.float64))
+            means = (totals[:-1] / totals[-1]).tolist()
+        interval_samples = 0
         history.steps.append(step)
         history.loss.append(float(means[0]))
         for k, m in zip(keys, means[1:]):
@@ -582,8 +613,25 @@ def fit(
             batch = source.next(step)
             n = _batch_size(batch)
             if n is not None:
+                if n == 0:
+                    raise ValueError(
+                        f"rank {kdist.get_rank()} of {world} received an empty batch at step {step}"
+                        + (": torchrun with more ranks than samples? Launch fewer processes or use more data"
+                           if world > 1 else "")
+                    )
                 samples += n
+                interval_samples += n
+            if step == first and world > 1 and kdist.same_on_every_rank(batch) and kdist.is_main_process():
+                warnings.warn(
+                    f"fit ({desc}): all {world} ranks received the same first batch, so each rank repeats the "
+                    "work of one process. Split the data: kpedu.distributed.distributed_loader for a data set, "
+                    "shard_batches or rank_slice for a generated stream (see kpedu.distributed)",
+                    kdist.ShardingWarning,
+                    stacklevel=2,
+                )
             batch = to_device(batch, dev, non_blocking=True)
+            if channels_last:
+                batch = _to_channels_last(batch)
             optimizer.zero_grad(set_to_none=True)
             parts = split_batch(batch, micro_batches)
             loss = None
@@ -653,8 +701,10 @@ def fit(
     history.seconds = time.perf_counter() - start
     if state_path is not None and state_path.exists():
         state_path.unlink()
+    if world > 1:  # every rank gets here after the same number of steps
+        samples = int(kdist.all_reduce_sum(torch.tensor([samples], dtype=torch.float64)).item())
     if samples and history.seconds > 0:
-        history.samples_per_second = samples * world / history.seconds
+        history.samples_per_second = samples / history.seconds
     return history
 
 
@@ -702,64 +752,8 @@ def predict(
     return outputs
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-_SAFE_SCALARS = (str, int, float, bool, type(None))
-
-
-def _clean_state_dict(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """CPU copies of the tensors, wrapper prefixes stripped when every key carries them."""
-    out: dict[str, Any] = {}
-    for k, v in state.items():
-        if not isinstance(k, str):
-            raise TypeError(f"state_dict keys must be str, got {type(k).__name__}")
-        if isinstance(v, torch.Tensor):
-            out[k] = v.detach().cpu()
-        else:
-            out[k] = _checkpoint_safe(v, f"state_dict[{k!r}]")
-    changed = True
-    while changed and out:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in out):
-                out = {k[len(prefix):]: v for k, v in out.items()}
-                changed = True
-    return out
-
-
-def _checkpoint_safe(value: Any, where: str) -> Any:
-    """Return ``value`` with only types ``torch.load(weights_only=True)`` accepts."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if type(value) in _SAFE_SCALARS:
-        return value
-    for kind in (bool, int, float, str):  # subclasses (TorchVersion, IntEnum...) -> plain
-        if isinstance(value, kind):
-            return kind(value)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, torch.device):
-        return str(value)
-    if isinstance(value, torch.dtype):
-        return str(value)
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return value.item()
-    if isinstance(value, Mapping):
-        return {
-            _checkpoint_safe(k, where): _checkpoint_safe(v, f"{where}[{k!r}]")
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        items = [_checkpoint_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return items if isinstance(value, list) else tuple(items)
-    if isinstance(value, History):
-        return value.to_dict()
-    raise TypeError(
-        f"{where} has type {type(value).__name__}, which a weights_only checkpoint cannot "
-        "hold; use tensors, dicts, lists, str, int, float, bool or None"
-    )
-
+# --------------------------------------------------------------------------- training state
+# (checkpoint files: kpedu.checkpointing, imported at the top)
 
 _STATE_KEYS = ("step", "steps", "model", "optimizer", "history", "torch_rng")
 
@@ -782,111 +776,6 @@ def _load_state(state_path: Path, steps: int) -> dict[str, Any]:
     return saved
 
 
-def _check_map_location(map_location: Any) -> None:
-    """A CUDA ``map_location`` on a machine without CUDA is a usage error, not a corrupt file."""
-    if map_location is None or callable(map_location) or isinstance(map_location, dict):
-        return
-    try:
-        dev = torch.device(map_location)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"map_location must be a device such as 'cpu' or 'cuda', got {map_location!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"map_location={map_location!r} asks for CUDA, but CUDA is not available on this machine; "
-                         "load with map_location='cpu' (the default)")
-
-
-def save_checkpoint(
-    path: str | os.PathLike[str],
-    model: nn.Module | Mapping[str, torch.Tensor],
-    meta: Mapping[str, Any] | None = None,
-    dtype: torch.dtype | None = None,
-) -> Path:
-    """Write ``{"state_dict", "meta", "kpedu_version"}`` to ``path`` atomically.
-
-    ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that type,
-    halving the file of a float32 model; :func:`load_checkpoint` loads them into the
-    model's own dtype (``load_state_dict`` converts), so only the rounding of the stored
-    weights changes.
-
-    ``model`` may be a module (``DistributedDataParallel`` / ``torch.compile`` wrappers
-    are unwrapped) or a state dict; tensors are saved on the CPU. ``meta`` may hold
-    only tensors, dicts, lists, tuples, str, int, float, bool and None (numpy scalars
-    and paths are converted), so that :func:`load_checkpoint` can read it with
-    ``weights_only=True``. The file is written to a temporary name in the same folder
-    and renamed, so a crash never leaves a half-written checkpoint. Returns the path.
-    """
-    path = Path(path)
-    if path.exists() and path.is_dir():
-        raise IsADirectoryError(f"checkpoint path {path} is a directory")
-    if isinstance(model, nn.Module):
-        state = unwrap_model(model).state_dict()
-    elif isinstance(model, Mapping):
-        state = model
-    else:
-        raise TypeError(f"model must be an nn.Module or a state dict, got {type(model).__name__}")
-    if meta is not None and not isinstance(meta, Mapping):
-        raise TypeError(f"meta must be a dict or None, got {type(meta).__name__}")
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
-    clean = _clean_state_dict(state)
-    if dtype is not None:
-        clean = {k: v.to(dtype) if v.is_floating_point() else v for k, v in clean.items()}
-    payload = {
-        "state_dict": clean,
-        "meta": _checkpoint_safe(dict(meta), "meta") if meta is not None else None,
-        "kpedu_version": __version__,
-    }
-    with atomic_open(path, "wb") as fh:
-        torch.save(payload, fh)
-    return path
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str],
-    model: nn.Module | None = None,
-    map_location: str | torch.device | None = "cpu",
-    strict: bool = True,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """Read a checkpoint written by :func:`save_checkpoint`; returns ``(state_dict, meta)``.
-
-    Always uses ``torch.load(..., weights_only=True)``, so a file holding arbitrary
-    Python objects is rejected with :class:`CheckpointError` instead of executing code.
-    If ``model`` is given the weights are loaded into it (``strict`` as in
-    ``load_state_dict``; wrappers are unwrapped).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    if model is not None and not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
-    _check_map_location(map_location)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # UnpicklingError for unsafe globals, RuntimeError for junk
-        raise CheckpointError(
-            f"{path} could not be loaded with weights_only=True (it is corrupt, not a torch "
-            f"file, or holds arbitrary Python objects, which kpedu refuses to unpickle): {exc}"
-        ) from exc
-    if not (
-        isinstance(payload, dict)
-        and isinstance(payload.get("state_dict"), dict)
-        and "kpedu_version" in payload
-    ):
-        hint = ""
-        if isinstance(payload, dict) and payload and all(
-            isinstance(v, torch.Tensor) for v in payload.values()
-        ):
-            hint = " (it looks like a bare state_dict; re-save it with kpedu.train.save_checkpoint)"
-        raise CheckpointError(
-            f"{path} is not a kpedu checkpoint: expected a dict with 'state_dict', 'meta' "
-            f"and 'kpedu_version'{hint}"
-        )
-    state, meta = payload["state_dict"], payload.get("meta")
-    if model is not None:
-        unwrap_model(model).load_state_dict(state, strict=strict)
-    return state, meta
-
-
 # --------------------------------------------------------------------------- load_or_train
 
 
@@ -901,8 +790,9 @@ def load_or_train(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load the committed checkpoint ``name`` into ``model``, or train it.
 
-    The checkpoint is looked up with :func:`kpedu.hub.entry` and used when its file is
-    present and its sha256 matches the registry. Otherwise ``train_fn(model)`` trains
+    The checkpoint is looked up in the registry (:func:`kpedu.checkpointing.entry`, also
+    :func:`kpedu.hub.entry`) and used when its file is present and its sha256 matches the
+    registry. Otherwise ``train_fn(model)`` trains
     ``model`` in place under the active profile (its return value, e.g. metrics or a
     :class:`History`, is kept in ``info["result"]``); this happens when the name is not
     registered, the file is missing, the hash does not match (with a
@@ -915,8 +805,6 @@ def load_or_train(
     train), ``profile``, and the registry's ``command``, ``metrics`` and ``entry``.
     A one-line message says which happened unless ``verbose=False``.
     """
-    from . import hub
-
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     if not isinstance(model, nn.Module):
@@ -929,8 +817,8 @@ def load_or_train(
     profile = runtime.get_profile()
     dev = _resolve_device(device)
     model.to(dev)
-    ent = hub.entry(name)
-    path = hub.checkpoint_path(name)
+    ent = checkpointing.entry(name)
+    path = checkpointing.checkpoint_path(name)
     info: dict[str, Any] = {
         "name": name,
         "source": None,
@@ -953,7 +841,7 @@ def load_or_train(
     elif ent is None:
         reason = f"{name!r} is not in the checkpoint registry"
         warnings.warn(
-            f"{name}: no entry in the checkpoint registry {hub.registry_path()}; training instead. "
+            f"{name}: no entry in the checkpoint registry {checkpointing.registry_path()}; training instead. "
             f"Register a checkpoint with `python -m kpedu.hub train {name}` if {name!r} is a recipe.",
             CheckpointWarning,
             stacklevel=2,
@@ -968,7 +856,7 @@ def load_or_train(
             stacklevel=2,
         )
     else:
-        digest = hub.sha256(path)
+        digest = checkpointing.sha256(path)
         if digest != ent.get("sha256"):
             reason = f"sha256 of {path.name} does not match the registry"
             warnings.warn(

@@ -14,6 +14,13 @@ Arguments are checked where they enter (:mod:`kpedu.checks`): images are float i
 or uint8 (scaled by 1/255); thresholds, strides and margins must be finite; NaN in a
 feature map or a descriptor is an error, while a NaN keypoint is a missing prediction
 that never counts as a correct match or a repeated keypoint.
+
+Layout (the same four roles in every chapter package)::
+
+    model            -> model
+    targets and loss -> loss (correspondences from the homography, the triplet loss)
+    inference        -> detection, extract, matching (features, mutual nearest neighbours)
+    experiment       -> experiment, matching (MMA evaluation), baselines (SIFT and ORB)
 """
 from .detection import descriptors, detection_maps, edge_mask, hard_detection, soft_detection_scores, soft_detection_terms
 from .loss import d2_loss, grid_correspondences, sample_cells

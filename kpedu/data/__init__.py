@@ -5,6 +5,8 @@ network access is needed at run time.
 
 - :mod:`kpedu.data.skeleton`     :class:`Skeleton`, :func:`load_skeleton`, :data:`COCO17`
 - :mod:`kpedu.data.people`       :func:`make_person`, :func:`make_scene`, :class:`SyntheticPeople`
+- :mod:`kpedu.data.crops`        :func:`make_people`, :class:`PeopleTensors` (single-person crops
+  held as tensors, the Foundations and Stacked Hourglass chapters' data)
 - :mod:`kpedu.data.backgrounds`  :func:`make_background` (noise, textures, bundled photos)
 - :mod:`kpedu.data.faces`        :func:`make_face`, :class:`SyntheticFaces`, :func:`make_faces`,
   :class:`FaceSet`, :data:`FACE_LANDMARKS` (procedural faces with exact landmarks, the
@@ -44,6 +46,7 @@ from .people import (
     render_labels_to_parts,
 )
 from .skeleton import COCO17, Skeleton, available_skeletons, load_skeleton
+from .crops import PeopleTensors, make_people
 
 __all__ = [
     "Skeleton",
@@ -60,6 +63,8 @@ __all__ = [
     "KEYPOINT_PARTS",
     "PERSON_FIELDS",
     "render_labels_to_parts",
+    "PeopleTensors",
+    "make_people",
     "make_background",
     "load_photo",
     "PHOTO_NAMES",

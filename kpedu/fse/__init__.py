@@ -11,6 +11,14 @@ Arguments are checked where they enter (:mod:`kpedu.checks`): images are float i
 or uint8 (scaled by 1/255); sizes, strengths and weights must be finite and in range; a
 NaN learned landmark is a missing prediction, which the NME protocol counts as an
 infinite error (with a warning), never as a dropped image.
+
+Layout (the same four roles in every chapter package; FSE has no targets of its own, the
+random warps supervise it)::
+
+    model            -> model (builds on the hourglass model: kpedu.hourglass.StackedHourglass)
+    targets and loss -> loss, tps (the warps that make the training pairs)
+    inference        -> model (LandmarkNet.detect), experiment (detect_landmarks), evaluate (regressor)
+    experiment       -> experiment, evaluate (the NME protocol)
 """
 from .evaluate import apply_regressor, fit_regressor, inter_ocular, regression_nme
 from .loss import DIVERSITY_MODES, alignment_loss, diversity_loss

@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from .. import checks, hub
+from .. import distributed as kdist
 from ..bench import time_call
 from ..runtime import resolve_profile
 from .evaluate import regression_nme
@@ -190,7 +191,7 @@ def _batches(images: torch.Tensor, batch_size: int, generator: torch.Generator):
     the :class:`kpedu.data.FaceSet` store, or float; :func:`kpedu.checks.image`)."""
     n = images.shape[0]
     while True:
-        idx = torch.randint(n, (batch_size,), generator=generator)
+        idx = kdist.rank_slice(torch.randint(n, (batch_size,), generator=generator))  # this rank's share
         yield checks.image(images[idx], "faces.images", ndim=4, channels=3, shape_text="(N, 3, H, W)")
 
 
@@ -214,7 +215,7 @@ def train_fse(model: LandmarkNet, faces, steps: int, batch_size: int | None = No
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
     gen = torch.Generator().manual_seed(seed)
-    warp_gen = torch.Generator().manual_seed(seed + 1)
+    warp_gen = torch.Generator().manual_seed(kdist.rank_seed(seed + 1))   # each rank warps differently
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = one_cycle(opt, lr, steps)
 
@@ -501,3 +502,66 @@ def _ablation_recipe(variant: str):
 for _v in ("align", "pairwise"):
     hub.recipe(f"fse-ablation-{_v}", description=f"FSE ablation: {ABLATIONS[_v]['label']}",
                storage_dtype=torch.float16)(_ablation_recipe(_v))
+
+
+# ----------------------------------------------------------------------------- paper scale (CelebA / MAFL)
+
+#: ``fse-celeba-k30`` / ``fse-celeba-k50`` (Thewlis et al., "Unsupervised learning of object
+#: landmarks by factorized spatial embeddings", ICCV 2017): unsupervised training on the
+#: MAFL training faces of CelebA, K = 30 or 50 landmarks, 64x64 faces (the data set's
+#: default crop, :data:`kpedu.datasets.THEWLIS_WINDOW`), then the chapter's protocol (linear
+#: regression from the learned landmarks to the five MAFL points, fitted on MAFL train,
+#: NME on MAFL test, % of the inter-ocular distance). The network, loss, warps, optimiser
+#: and batch are the chapter's (:data:`RECIPE`); the number of steps is our choice.
+PAPER = {
+    "image_size": 64,
+    "steps": 30_000,
+    "gpu_cost": "0.78 GFLOP per 64x64 face (K = 30) x 16 x 30,000 steps = 3.7e14 FLOP: seconds of compute; the TPS warps and the data dominate (minutes) (estimate: kpedu.bench.count_flops forward+backward, at an assumed sustained 50 TFLOP/s under mixed precision, compute only)",
+    "aims_at": {30: "MAFL NME 7.15% (Thewlis et al. 2017, as quoted in book/ch03-fse/03-training-and-results; not re-checked)",
+                50: "MAFL NME 6.67% (Thewlis et al. 2017, as quoted in book/ch03-fse/03-training-and-results; not re-checked)"},
+}
+
+
+def run_paper(data, num_landmarks: int, steps: int | None = None, size: int | None = None, device=None,
+              progress: bool = True, seed: int = 0, model_overrides: dict | None = None,
+              max_faces: int | None = None):
+    """Train FSE with ``num_landmarks`` on CelebA's MAFL training faces and evaluate MAFL NME;
+    returns ``(model, metrics)`` with ``nme`` (MAFL test, %, the chapter's test-time
+    averaging), ``nme_single``, ``train_nme``, ``loss``, ``steps``, ``train_faces``,
+    ``test_faces`` and ``skipped_images``. The faces are held in memory as uint8 (the
+    19,000 MAFL training faces at 64x64: 230 MB); ``max_faces`` caps them for tests."""
+    from ..datasets import CelebAFaces
+
+    num_landmarks = checks.integer(num_landmarks, "num_landmarks", minimum=2)
+    size = PAPER["image_size"] if size is None else checks.integer(size, "size", minimum=16)
+    steps = PAPER["steps"] if steps is None else checks.integer(steps, "steps", minimum=1)
+    train_set = CelebAFaces(data, "mafl_train", image_size=size)
+    test_set = CelebAFaces(data, "mafl_test", image_size=size)
+    train = train_set.materialise(max_faces)
+    test = test_set.materialise(max_faces)
+    model = make_model(num_landmarks=num_landmarks, **(model_overrides or {}))
+    hist = train_fse(model, train, steps, seed=seed, device=device, progress=progress,
+                     desc=f"fse-celeba-k{num_landmarks}")
+    r = evaluate(model, train, test)
+    single = evaluate(model, train, test, tta=0)
+    return model.cpu(), {"nme": round(r["nme"], 3), "nme_single": round(single["nme"], 3),
+                         "train_nme": round(r["train_nme"], 3), "loss": round(float(hist.loss[-1]), 4),
+                         "steps": steps, "num_landmarks": num_landmarks, "train_faces": len(train),
+                         "test_faces": len(test), "skipped_images": train_set.report() + test_set.report()}
+
+
+def _paper_recipe(k: int):
+    def run(profile, device, *, data, eval_data=None, steps=None, weights=None, size=None, width=None):
+        if weights is not None or eval_data is not None:
+            raise hub.RecipeInputError(f"fse-celeba-k{k} takes no --weights or --eval-data (MAFL test is in --data)")
+        return run_paper(data, k, steps=steps, size=size, device=device,
+                         model_overrides=None if width is None else {"width": width})
+
+    return run
+
+
+for _k in (30, 50):
+    hub.recipe(f"fse-celeba-k{_k}",
+               data="CelebA with MAFL: img_align_celeba/ + list_landmarks_align_celeba.txt + MAFL/{training,testing}.txt",
+               description=f"FSE, K = {_k}, 64x64 CelebA (MAFL train, unsupervised), MAFL NME by linear regression; "
+                           f"aims at {PAPER['aims_at'][_k]}; estimated GPU cost: seconds of compute; the TPS warps and the data dominate (minutes) (an estimate: PAPER['gpu_cost'])")(_paper_recipe(_k))

@@ -1,10 +1,19 @@
 """OpenPose: realtime multi-person pose estimation with part affinity fields (Cao et al.,
 CVPR 2017; TPAMI 2021). OpenPose chapter (``book/ch02-openpose``).
 
-Modules: :mod:`~kpedu.openpose.targets` (confidence maps, PAFs, loss masks),
-:mod:`~kpedu.openpose.model` (multi-stage network and its loss),
+Modules: :mod:`~kpedu.openpose.targets` (confidence maps, PAFs, loss masks, the chapter's
+scene targets), :mod:`~kpedu.openpose.model` (multi-stage network and its loss),
 :mod:`~kpedu.openpose.parse` (peaks, line integrals, bipartite matching, assembly),
-:mod:`~kpedu.openpose.experiment` (the chapter's data, training, evaluation and timing).
+:mod:`~kpedu.openpose.inference` (the network's maps with test-time augmentation,
+upsampling, parsing into people), :mod:`~kpedu.openpose.experiment` (the chapter's recipe,
+scenes and batches, training, evaluation and timing).
+
+Layout (the same four roles in every chapter package)::
+
+    model            -> model
+    targets and loss -> targets, model (openpose_loss)
+    inference        -> parse, inference
+    experiment       -> experiment
 """
 from .model import (ConvBlock, OpenPoseNet, SmallBackbone, Stage, VGG19Backbone, VGG19_LAYERS, openpose_loss,
                     openpose_paper)

@@ -15,22 +15,22 @@ The pieces, in the order the chapter uses them:
   people without keypoints: their pixels go into the loss mask and the COCO evaluation
   ignores them;
 * :func:`scene_batches`: endless random batches, augmented (flip with left/right
-  relabelling, rotation, scale: :func:`kpedu.augment.augment_batch`), with their targets;
-* :func:`train_openpose` (via :func:`kpedu.train.fit`), :func:`predict`, :func:`detect`,
-  :func:`evaluate` (COCO AP), :func:`per_stage_evaluate`, :func:`timing` (network and
-  parsing time versus the number of people);
+  relabelling, rotation, scale: :func:`kpedu.augment.augment_batch`), with their targets
+  (:func:`~kpedu.openpose.targets.scene_targets`);
+* :func:`train_openpose` (via :func:`kpedu.train.fit`), then inference
+  (:mod:`kpedu.openpose.inference`: :func:`~kpedu.openpose.inference.predict`,
+  :func:`~kpedu.openpose.inference.detect`, re-exported here with
+  :func:`~kpedu.openpose.inference.parse_maps`, :func:`~kpedu.openpose.inference.upsample_maps`
+  and :func:`~kpedu.openpose.inference.unflip_maps`), :func:`evaluate` (COCO AP),
+  :func:`per_stage_evaluate`, :func:`timing` (network and parsing time versus the number
+  of people);
 * :func:`run_recipe`, the one procedure behind the committed checkpoint
   ``openpose-book`` (``python -m kpedu.hub train openpose-book``) and the notebook's
   live runs.
 
-**Resolution of the maps.** The network predicts at stride 8. :func:`detect` follows
-the released code by default: the maps are upsampled (bicubic, ``upsample=8``,
-:func:`upsample_maps`) to the input resolution before peaks are found and limbs are
-scored, and :func:`parse` then maps coordinates with stride ``8 / upsample`` (here 1).
-Interpolating the smooth maps places peaks far more finely than the stride-8 grid (the
-quarter-pixel refinement of :func:`~kpedu.openpose.find_peaks` alone leaves errors of up
-to 2 image pixels, a lot for the OKS of small people's eyes). ``upsample=1`` parses the
-stride-8 maps directly with ``stride=8``, about ten times cheaper to parse.
+:mod:`kpedu.openpose.inference` explains the resolution of the maps (upsampled 8 times
+before parsing, as in the released code) and the test-time augmentation (flip test and
+scale search); the numbers behind those choices follow.
 
 **Choices, measured on ground-truth maps** (the training targets of 80 scenes fed
 to the parser; COCO AP with pycocotools): ``sigma = 1.5`` (the paper's
@@ -46,11 +46,10 @@ fraction of parts found (0.87 without). The resulting ceiling, AP 0.92 at 256x25
 cap it at about 0.85.
 
 **Test-time augmentation.** :func:`detect` averages the maps of several passes before
-parsing (:func:`predict`): the released code's scale search (its demos average the maps
-of several input scales), here at 1, 1.25 and 1.5 times the input size, and a flip test
-(the mirrored image's maps, left and right swapped back), which the paper does not use.
-Chosen on 150 scenes of a selection seed (77001, neither training nor validation) with
-the 7,300-step checkpoint, every scale with the flip: AP 0.630 at scale 1 alone (0.611
+parsing (:func:`predict`): the released code's scale search, here at 1, 1.25 and 1.5
+times the input size, and a flip test, which the paper does not use. Chosen on 150
+scenes of a selection seed (77001, neither training nor validation) with the 7,300-step
+checkpoint, every scale with the flip: AP 0.630 at scale 1 alone (0.611
 without the flip), 0.676 at 1.25 alone, 0.640 at 1.5 alone; averaged, 0.682 for 0.75,
 1 and 1.5 (the choice made earlier on the 4,800-step checkpoint), 0.686 for 1 and 1.5,
 0.688 for 0.75 to 1.5 in steps of 0.25 and 0.692 for 1, 1.25 and 1.5. Enlarging helps
@@ -87,15 +86,18 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import checks, hub
+from ..distributed import shard_batches
 from ..runtime import resolve_profile
 from ..augment import augment_batch
-from ..data import COCO17
 from .model import OpenPoseNet, openpose_loss
-from .parse import Person, _check_options, parse_batch
-from .targets import batch_targets, confidence_maps, loss_mask, part_affinity_fields, unlabelled_mask
+from .parse import Person, _check_options
+from .targets import (SCENE_TARGETS, STRIDE, _image_size, _target_options, flip_permutation, loss_mask,
+                      scene_targets, unlabelled_mask)
+# inference lives in kpedu.openpose.inference; its public names are re-exported here for the notebooks
+from .inference import (INFERENCE, _check_scales, _check_upsample, detect, parse_maps, predict, unflip_maps,
+                        upsample_maps)
 
 __all__ = [
     "RECIPE",
@@ -120,8 +122,6 @@ __all__ = [
     "run_recipe",
 ]
 
-STRIDE = 8
-
 # One place for the chapter's settings; profiles change sizes, never algorithms.
 RECIPE = {
     "image_size": 256,
@@ -130,10 +130,11 @@ RECIPE = {
     # a person with fewer keypoints than this drawn visibly (v = 2) is unlabelled
     "min_visible": 4,
     # targets, in heatmap pixels: the paper's exp(-d^2 / sigma^2), the limb half-width, and
-    # the length to which shorter limbs are extended before their field is drawn (0: the paper's rectangle as is)
-    "sigma": 1.5,
-    "limb_width": 1.0,
-    "paf_min_length": 1.0,
+    # the length to which shorter limbs are extended before their field is drawn (0: the paper's rectangle as is);
+    # kpedu.openpose.targets.SCENE_TARGETS, where scene_targets reads them
+    "sigma": SCENE_TARGETS["sigma"],
+    "limb_width": SCENE_TARGETS["limb_width"],
+    "paf_min_length": SCENE_TARGETS["paf_min_length"],
     "model": {"num_keypoints": 17, "num_limbs": 19, "backbone": "small", "paf_stages": 3, "cm_stages": 1,
               "stage_channels": 64, "stage_blocks": 5, "feature_channels": 128, "backbone_width": 16,
               "batch_norm": True},
@@ -149,14 +150,14 @@ RECIPE = {
     "val_images": {"ci": 8, "book": 100, "full": 500},
     # the learning curve is measured on the first validation scenes
     "curve_images": {"ci": 8, "book": 40, "full": 100},
-    # inference: bicubic upsampling of the stride-8 maps before parsing (released code)
-    "upsample": 8,
-    # test-time augmentation (kpedu.openpose.experiment.predict): average the maps of the image and
-    # of its mirror image, at each of these scales (the released code's scale search)
-    "flip": True,
-    "test_scales": (1.0, 1.25, 1.5),
-    # parse options (kpedu.openpose.parse); the redundant limbs join fragments
-    "parse": {"threshold": 0.1, "min_parts": 3, "min_score": 0.2, "use_redundant": True},
+    # inference (kpedu.openpose.inference.INFERENCE, where predict, parse_maps and detect read them): bicubic
+    # upsampling of the stride-8 maps before parsing (released code); test-time augmentation, the maps of the
+    # image and of its mirror image averaged at each of the test scales (the released code's scale search);
+    # the parse options (kpedu.openpose.parse; the redundant limbs join fragments)
+    "upsample": INFERENCE["upsample"],
+    "flip": INFERENCE["flip"],
+    "test_scales": INFERENCE["test_scales"],
+    "parse": INFERENCE["parse"],
     "train_seed": 41,
     "val_seed": 40_001,
 }
@@ -166,15 +167,6 @@ def make_model(**overrides) -> OpenPoseNet:
     """The chapter's :class:`~kpedu.openpose.OpenPoseNet` (:data:`RECIPE` ``["model"]``)
     with ``overrides`` replacing any of its arguments."""
     return OpenPoseNet(**{**RECIPE["model"], **overrides})
-
-
-def flip_permutation() -> list[int]:
-    """COCO-17's left/right swap, for flips."""
-    return [int(i) for i in COCO17.flip_permutation]
-
-
-def _limbs() -> list[tuple[int, int]]:
-    return [tuple(map(int, p)) for p in COCO17.limbs]
 
 
 # ----------------------------------------------------------------------------- data
@@ -296,14 +288,6 @@ def make_scenes(n: int, seed: int, image_size: int | None = None, progress: bool
     return SceneTensors(torch.stack(images), kps, viss, areas, boxes, unl)
 
 
-def _image_size(image_size) -> int:
-    """A square image size: a positive multiple of the stride 8."""
-    size = checks.integer(image_size, "image_size", minimum=STRIDE)
-    if size % STRIDE:
-        raise ValueError(f"image_size must be a positive multiple of {STRIDE}, got {image_size!r}")
-    return size
-
-
 def _scene_mask(unlabelled: torch.Tensor | None, size: int) -> torch.Tensor:
     """The loss mask ``(S/8, S/8)`` of one unaugmented scene."""
     hm = size // STRIDE
@@ -322,74 +306,6 @@ def _pad_people(kps: Sequence[torch.Tensor], vis: Sequence[torch.Tensor]) -> tup
         kp[i, :len(x)] = x
         vv[i, :len(v)] = v
     return kp, vv
-
-
-def scene_targets(keypoints: Sequence, visible: Sequence, image_size: int, sigma: float | None = None,
-                  limb_width: float | None = None, min_length: float | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Confidence maps ``(B, K, S/8, S/8)`` and PAFs ``(B, 2C, S/8, S/8)`` for a batch of
-    scenes (lists of ``(n_i, K, 2)`` keypoints in image pixels and ``(n_i, K)`` flags).
-
-    With ``min_length = 0`` this is :func:`~kpedu.openpose.batch_targets` (the paper's
-    targets, TPAMI Sec. 3.3-3.4). With ``min_length > 0`` (:data:`RECIPE` ``["paf_min_length"]``, in heatmap
-    pixels) a limb shorter than that is extended symmetrically along its direction to
-    ``min_length`` before its field is drawn (:func:`~kpedu.openpose.part_affinity_fields`
-    on the extended segment). The paper's on-limb rectangle has no caps: a limb much shorter than a
-    heatmap pixel (the face of a person 100 px tall at stride 8) may cover no pixel
-    centre at all and then has no field, so :func:`~kpedu.openpose.parse` cannot connect
-    it (on ground-truth maps of the book's scenes: COCO AP 0.82 with the rectangle as is, 0.90
-    with ``min_length = 1``). The released training code draws every limb on the
-    pixels within ``limb_width`` of the line inside the limb's box widened by
-    ``limb_width``, so short limbs get a field there too.
-    """
-    sigma, limb_width, min_length = _target_options(sigma, limb_width, min_length)
-    hm = _image_size(image_size) // STRIDE
-    limbs = _limbs()
-    for name, value in (("keypoints", keypoints), ("visible", visible)):
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-            raise TypeError(f"{name} must be a list of arrays, one per image, got {checks.describe(value)}")
-    if len(keypoints) == 0 or len(visible) != len(keypoints):
-        raise ValueError(f"keypoints and visible must be non-empty lists of the same length, got {len(keypoints)} "
-                         f"and {len(visible)}")
-    if min_length == 0:
-        cm, paf, _ = batch_targets(list(keypoints), list(visible), limbs, hm, stride=STRIDE, sigma=sigma,
-                                   limb_width=limb_width)
-        return cm, paf
-    a_idx = torch.tensor([a for a, _ in limbs])
-    b_idx = torch.tensor([b for _, b in limbs])
-    seg_limbs = [(2 * c, 2 * c + 1) for c in range(len(limbs))]
-    cms, pafs = [], []
-    for i, (kp, vis) in enumerate(zip(keypoints, visible)):
-        kp = checks.points(kp, f"keypoints[{i}]", ndim=(2, 3), shape_text="(n, K, 2) or (K, 2)")
-        if kp.ndim == 2:  # one person (K, 2), as confidence_maps accepts
-            kp = kp[None]
-        if kp.shape[1] != len(COCO17.keypoint_names):
-            raise ValueError(f"keypoints[{i}] must have K = {len(COCO17.keypoint_names)} keypoints (COCO-17), "
-                             f"got shape {tuple(kp.shape)}")
-        vis = checks.visibility(vis, f"visible[{i}]", kp.shape[:2], device=kp.device)
-        cms.append(confidence_maps(kp, vis, hm, STRIDE, sigma))
-        # one segment per limb: endpoints (n, C, 2), pushed apart where the limb is short
-        a, b = kp[:, a_idx].double(), kp[:, b_idx].double()
-        d = b - a
-        length = d.norm(dim=-1, keepdim=True) / STRIDE           # in heatmap pixels
-        grow = ((min_length - length).clamp(min=0) / 2) * STRIDE  # image pixels at each end
-        unit = torch.where(length > 0, d / (length * STRIDE).clamp(min=1e-12), torch.zeros_like(d))
-        a, b = a - unit * grow, b + unit * grow
-        ends = torch.stack([a, b], dim=2).reshape(len(kp), 2 * len(limbs), 2).float()
-        ends = torch.nan_to_num(ends)  # v = 0 keypoints may hold anything
-        flags = torch.stack([vis[:, a_idx], vis[:, b_idx]], dim=2).reshape(len(kp), 2 * len(limbs))
-        pafs.append(part_affinity_fields(ends, flags, seg_limbs, hm, STRIDE, limb_width))
-    return torch.stack(cms), torch.stack(pafs)
-
-
-def _target_options(sigma, limb_width, min_length) -> tuple[float, float, float]:
-    """``sigma``, ``limb_width`` (> 0) and ``min_length`` (>= 0), :data:`RECIPE`'s for ``None``."""
-    sigma = RECIPE["sigma"] if sigma is None else checks.number(sigma, "sigma", minimum=0.0, min_open=True)
-    limb_width = RECIPE["limb_width"] if limb_width is None else checks.number(limb_width, "limb_width", minimum=0.0,
-                                                                               min_open=True)
-    min_length = RECIPE["paf_min_length"] if min_length is None else checks.number(min_length, "min_length",
-                                                                                   minimum=0.0)
-    return sigma, limb_width, min_length
 
 
 def scene_batches(scenes: SceneTensors, batch_size: int, generator: torch.Generator, augment: bool = True,
@@ -423,28 +339,38 @@ def scene_batches(scenes: SceneTensors, batch_size: int, generator: torch.Genera
 def _scene_batches(scenes: SceneTensors, batch_size: int, generator: torch.Generator, augment: bool, sigma: float,
                    limb_width: float, min_length: float) -> Iterator[dict]:
     s = scenes.image_size
-    hm = s // STRIDE
-    perm = flip_permutation()
     while True:
         idx = torch.randint(len(scenes), (int(batch_size),), generator=generator)
         images = scenes.images[idx].float() / 255.0
-        counts = [len(scenes.keypoints[i]) for i in idx.tolist()]
         unl = torch.zeros(len(idx), 1, s, s)
         for j, i in enumerate(idx.tolist()):
             if scenes.unlabelled[i] is not None:
                 unl[j, 0] = scenes.unlabelled[i].float()
-        kp, vis = _pad_people([scenes.keypoints[i] for i in idx.tolist()], [scenes.visible[i] for i in idx.tolist()])
-        if augment:
-            warped, kp, vis = augment_batch(torch.cat([images, unl], 1), kp, vis, perm,
-                                            rotation=RECIPE["augment"]["rotation"], scale=RECIPE["augment"]["scale"],
-                                            generator=generator)
-            images, unl = warped[:, :3].clamp(0.0, 1.0), warped[:, 3:]
-        kps = [kp[j, :c] for j, c in enumerate(counts)]
-        viss = [vis[j, :c] for j, c in enumerate(counts)]
-        cm, paf = scene_targets(kps, viss, s, sigma, limb_width, min_length)
-        mask = torch.stack([loss_mask(u[0] > 1e-3, hm, STRIDE) for u in unl])
-        yield {"image": images, "keypoints": kps, "visible": viss, "cm": cm, "paf": paf, "mask": mask,
-               "index": idx}
+        yield _scene_batch(images, unl, [scenes.keypoints[i] for i in idx.tolist()],
+                           [scenes.visible[i] for i in idx.tolist()], idx, generator, augment, sigma, limb_width,
+                           min_length)
+
+
+def _scene_batch(images: torch.Tensor, unl: torch.Tensor, keypoints: list, visible: list, idx: torch.Tensor,
+                 generator: torch.Generator, augment: bool, sigma: float, limb_width: float,
+                 min_length: float) -> dict:
+    """One training batch from float ``images`` ``(B, 3, S, S)``, unlabelled pixels ``unl``
+    ``(B, 1, S, S)`` and per-image people: the chapter's augmentation, targets and loss mask
+    (shared by :func:`scene_batches` and the COCO recipe's loader)."""
+    s = int(images.shape[-1])
+    hm = s // STRIDE
+    counts = [len(k) for k in keypoints]
+    kp, vis = _pad_people(keypoints, visible)
+    if augment:
+        warped, kp, vis = augment_batch(torch.cat([images, unl], 1), kp, vis, flip_permutation(),
+                                        rotation=RECIPE["augment"]["rotation"], scale=RECIPE["augment"]["scale"],
+                                        generator=generator)
+        images, unl = warped[:, :3].clamp(0.0, 1.0), warped[:, 3:]
+    kps = [kp[j, :c] for j, c in enumerate(counts)]
+    viss = [vis[j, :c] for j, c in enumerate(counts)]
+    cm, paf = scene_targets(kps, viss, s, sigma, limb_width, min_length)
+    mask = torch.stack([loss_mask(u[0] > 1e-3, hm, STRIDE) for u in unl])
+    return {"image": images, "keypoints": kps, "visible": viss, "cm": cm, "paf": paf, "mask": mask, "index": idx}
 
 
 # ----------------------------------------------------------------------------- training
@@ -494,307 +420,11 @@ def train_openpose(model: OpenPoseNet, scenes: SceneTensors, steps: int, batch_s
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = one_cycle(opt, lr, steps)
-    return fit(model, scene_batches(scenes, batch_size, gen, augment), openpose_batch_loss, steps=steps,
+    return fit(model, shard_batches(scene_batches(scenes, batch_size, gen, augment)), openpose_batch_loss, steps=steps,
                optimizer=opt, scheduler=sched, device=device, grad_clip=grad_clip,
                log_every=max(1, steps // 50) if log_every is None else int(log_every),
                desc=desc, progress=progress, callback=callback, state_path=state_path, save_every=save_every,
                amp=amp, micro_batches=micro_batches)
-
-
-# ----------------------------------------------------------------------------- inference
-
-
-def _check_images(images, model: torch.nn.Module | None = None) -> torch.Tensor:
-    """``images`` ``(N, 3, H, W)`` checked by :func:`kpedu.checks.image`, ``H`` and ``W``
-    multiples of 8. ``uint8`` is returned as it is (shape and dtype checked) and scaled
-    batch by batch (:func:`_as_float`): a data set held as ``uint8`` takes four times less
-    memory than as float. Images are moved to the model's device by the callers, so a
-    tensor on another device is fine, except on the meta device (it holds no data)."""
-    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    if isinstance(images, np.ndarray) and images.dtype == np.uint8:
-        images = torch.from_numpy(images)
-    if isinstance(images, torch.Tensor) and images.device.type == "meta" and param is not None:
-        checks.same_device(images=images, model=param)
-    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
-        checks.image(torch.empty_like(images, device="meta"), "images", ndim=4, channels=3)
-    else:
-        images = checks.image(images, "images", ndim=4, channels=3)
-    if images.shape[-1] % STRIDE or images.shape[-2] % STRIDE:
-        raise ValueError(f"images height and width must be multiples of {STRIDE}, got {tuple(images.shape[-2:])}")
-    return images
-
-
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    """One batch of :func:`_check_images`: ``uint8`` scaled to ``[0, 1]``, float as it is."""
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-
-
-def _check_upsample(upsample, recipe_default: bool = False, name: str = "upsample") -> int:
-    """A positive int factor (1: no upsampling); ``None`` is :data:`RECIPE` ``["upsample"]``
-    where ``recipe_default`` allows it."""
-    if upsample is None and recipe_default:
-        return int(RECIPE["upsample"])
-    return checks.integer(upsample, name, minimum=1)
-
-
-def _pad_extrapolate(maps: torch.Tensor, pad: int, log: bool = False) -> torch.Tensor:
-    """Pad the last two dimensions by ``pad`` samples on every side with the parabola
-    through the three outermost samples (Newton's backward differences), so that a
-    falling map keeps falling. With ``log`` (non-negative maps such as confidence maps)
-    the parabola is fitted to the logarithm, which continues a Gaussian exactly, and the
-    padding is capped by the edge sample: a peak just inside the border then stays where
-    it is (a parabola through the samples themselves overshoots beyond it and pulls the
-    interpolated peak outward by up to half a cell). Sizes below 3 repeat the edge sample."""
-    for dim in (-1, -2):
-        n = maps.shape[dim]
-        if n < 3:
-            maps = torch.cat([maps.narrow(dim, 0, 1)] * pad + [maps] + [maps.narrow(dim, n - 1, 1)] * pad, dim)
-            continue
-        shape = [1] * maps.ndim
-        shape[dim] = pad
-        p = torch.arange(1, pad + 1, dtype=maps.dtype, device=maps.device).reshape(shape)
-
-        def extend(f0, f1, f2):  # f0 the edge sample, f1 and f2 further inside
-            d1, d2 = f0 - f1, f0 - 2 * f1 + f2
-            return f0 + p * d1 + p * (p + 1) / 2 * d2
-
-        def side(i0, i1, i2):
-            f0, f1, f2 = (maps.narrow(dim, i, 1) for i in (i0, i1, i2))
-            if not log:
-                return extend(f0, f1, f2)
-            g = [torch.log(f.clamp(min=1e-4)) for f in (f0, f1, f2)]
-            return torch.minimum(torch.exp(extend(*g)), f0.clamp(min=0.0))
-
-        left = side(0, 1, 2).flip(dim)
-        right = side(n - 1, n - 2, n - 3)
-        maps = torch.cat([left, maps, right], dim)
-    return maps
-
-
-def upsample_maps(maps: torch.Tensor, factor: int, mode: str = "bicubic", positive: bool = False) -> torch.Tensor:
-    """Upsample ``(B, C, H, W)`` maps by an integer ``factor``.
-
-    ``align_corners=False``, so the result follows the pixel-centre convention at stride
-    ``s / factor``: pixel ``u`` of the result lies at ``(u + 0.5) / factor - 0.5`` of the
-    input. Near the border the maps are first continued by the parabola through their
-    three outermost samples (two samples, cropped away afterwards): ``torch``'s
-    interpolation repeats the edge sample instead, and the bicubic kernel's negative
-    lobes then make a falling map rise again in the last half cell, a spurious peak on
-    the image border for every keypoint near it. ``positive=True`` (confidence maps)
-    continues the logarithm instead, capped by the edge sample, which keeps a peak near
-    the border in place (:func:`_pad_extrapolate`). ``"bilinear"``
-    is available for comparison; its maxima can only lie on the stride-``s`` samples, so
-    it does not improve peak positions (bicubic does).
-    """
-    factor = _check_upsample(factor, name="factor (the upsample factor)")
-    checks.choice(mode, "mode", ("bicubic", "bilinear"))
-    maps = checks.maps(maps, "maps", ndim=4, shape_text="(B, C, H, W)")
-    if factor == 1:
-        return maps
-    h, w = maps.shape[-2:]
-    pad = 2
-    up = F.interpolate(_pad_extrapolate(maps, pad, log=positive), scale_factor=factor, mode=mode, align_corners=False)
-    return up[..., pad * factor:pad * factor + h * factor, pad * factor:pad * factor + w * factor]
-
-
-def _limb_flip() -> tuple[list[int], torch.Tensor]:
-    """For COCO-17's limbs under a horizontal flip: the index of the limb each one becomes
-    (left and right swapped) and ``+1`` or ``-1`` where that limb runs the other way
-    (``(11, 12)`` becomes ``(12, 11)``, which the skeleton lists as ``(11, 12)``)."""
-    perm = flip_permutation()
-    limbs = _limbs()
-    index, sign = [], []
-    for a, b in limbs:
-        t = (perm[a], perm[b])
-        if t in limbs:
-            index.append(limbs.index(t))
-            sign.append(1.0)
-        else:
-            index.append(limbs.index(t[::-1]))
-            sign.append(-1.0)
-    return index, torch.tensor(sign)
-
-
-def unflip_maps(heatmaps: torch.Tensor, pafs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The maps of a horizontally mirrored image, ``(B, K, H, W)`` and ``(B, 2C, H, W)``,
-    turned into maps of the image itself: mirrored back, left and right keypoint
-    channels swapped, each limb's field moved to the limb it mirrors (reversed where the
-    pair changes order) and its x component negated. The stride-8 grid is symmetric
-    (cell ``j`` of ``W`` is centred at ``8 j + 3.5``, its mirror at ``8 (W - 1 - j) + 3.5``),
-    so mirroring the maps is exact."""
-    heatmaps = checks.maps(heatmaps, "heatmaps", ndim=4, shape_text="(B, C, H, W)")
-    pafs = checks.maps(pafs, "pafs", ndim=4, shape_text="(B, C, H, W)")
-    index, sign = _limb_flip()
-    if heatmaps.shape[1] != len(flip_permutation()) or pafs.shape[1] != 2 * len(index):
-        raise ValueError(f"expected {len(flip_permutation())} confidence maps and {2 * len(index)} PAF channels, "
-                         f"got {heatmaps.shape[1]} and {pafs.shape[1]}")
-    return _unflip_cms(heatmaps), _unflip_pafs(pafs)
-
-
-def _unflip_cms(cms: torch.Tensor) -> torch.Tensor:
-    return cms.flip(-1)[:, flip_permutation()]
-
-
-def _unflip_pafs(pafs: torch.Tensor) -> torch.Tensor:
-    index, sign = _limb_flip()
-    b, _, h, w = pafs.shape
-    pf = pafs.flip(-1).reshape(b, len(index), 2, h, w)[:, index]
-    factor = sign.to(pf)[:, None] * torch.tensor([-1.0, 1.0]).to(pf)  # (C, 2)
-    return (pf * factor[None, :, :, None, None]).reshape(b, -1, h, w)
-
-
-def _check_scales(scales) -> tuple[float, ...]:
-    """A non-empty sequence of finite numbers > 0 (one number is one scale)."""
-    if isinstance(scales, (int, float, np.number)) and not isinstance(scales, (bool, np.bool_)):
-        scales = (scales,)
-    if isinstance(scales, (str, bytes)) or not hasattr(scales, "__iter__"):
-        raise ValueError(f"scales must be a sequence of positive numbers, got {checks.describe(scales)}")
-    out = tuple(checks.number(v, f"scales[{i}]", minimum=0.0, min_open=True) for i, v in enumerate(scales))
-    if not out:
-        raise ValueError("scales must be a non-empty sequence of positive numbers, got none")
-    return out
-
-
-def _forward(model: OpenPoseNet, x: torch.Tensor, flip: bool):
-    """Every stage's stride-8 maps of the float batch ``x``, averaged with those of the
-    mirrored batch when ``flip``."""
-    pafs, cms = model(x)
-    pafs, cms = [p.float() for p in pafs], [c.float() for c in cms]
-    if flip:
-        pafs_f, cms_f = model(x.flip(-1))
-        pafs = [(p + _unflip_pafs(q.float())) / 2 for p, q in zip(pafs, pafs_f)]
-        cms = [(c + _unflip_cms(q.float())) / 2 for c, q in zip(cms, cms_f)]
-    return pafs, cms
-
-
-@torch.no_grad()
-def predict(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsample: int = 1,
-            mode: str = "bicubic", all_stages: bool = False, flip: bool = False, scales=(1.0,)):
-    """Network outputs for ``images`` ``(N, 3, S, S)`` (uint8, or float in [0, 1]), in
-    batches on the model's device, in eval mode (restored afterwards); returned on the CPU.
-
-    * default: the final maps ``(heatmaps (N, K, S/8, S/8), pafs (N, 2C, S/8, S/8))``,
-      parse them with ``stride=8``;
-    * ``upsample=f``: the same upsampled by ``f`` (``mode``: ``"bicubic"``, the released
-      code's choice, or ``"bilinear"``), to parse with ``stride=8/f``. Upsampled maps are
-      large (``f = 8``: 14 MB per 256x256 image); :func:`detect` upsamples batch by batch;
-    * ``all_stages=True``: every stage's raw stride-8 output, ``(pafs, cms)`` as the
-      network returns them (lists over stages of ``(N, 2C, ...)`` and ``(N, K, ...)``).
-
-    Test-time augmentation (off by default; :func:`detect` uses :data:`RECIPE`
-    ``["flip"]`` and ``["test_scales"]``):
-
-    * ``flip=True`` also runs the mirrored images and averages every stage's maps with
-      theirs turned back (:func:`unflip_maps`), the flip test of pose estimators;
-    * ``scales``: the released code's scale search. The images are resized by each
-      factor (bilinear; sizes rounded to multiples of 8), every scale's maps are resized
-      (bicubic) to the stride-8 grid of the input and the maps are averaged. Resizing
-      with ``align_corners=False`` keeps the cell centres aligned: cell ``j`` of scale
-      ``s`` lies at ``(8 j + 4) / s - 0.5`` input pixels. Larger scales help small people,
-      smaller ones large people. Cost: the network runs ``(1 + flip) * sum(s^2)`` times.
-      An enlarged batch goes through the network in groups of about ``batch_size / s^2``
-      images, so memory stays that of ``batch_size`` images at the input size (at scale 2,
-      one batch of 16 256-pixel images would otherwise hold over 3 GB of activations).
-    """
-    images = _check_images(images, model)
-    factor = _check_upsample(upsample)
-    scales = _check_scales(scales)
-    checks.choice(mode, "mode", ("bicubic", "bilinear"))
-    if not isinstance(flip, bool):
-        raise TypeError(f"flip must be a bool, got {type(flip).__name__}")
-    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
-    dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    pafs_all: list[list[torch.Tensor]] = []
-    cms_all: list[list[torch.Tensor]] = []
-    try:
-        for i in range(0, len(images), batch_size):
-            x = _as_float(images[i:i + batch_size]).to(dev)
-            h, w = x.shape[-2:]
-            grid = (h // STRIDE, w // STRIDE)
-            pafs = cms = None
-            for s in scales:
-                size = (max(STRIDE, round(h * s / STRIDE) * STRIDE), max(STRIDE, round(w * s / STRIDE) * STRIDE))
-                xs = x if size == (h, w) else F.interpolate(x, size=size, mode="bilinear", align_corners=False,
-                                                            antialias=size[0] < h)
-                # enlarged images go through the network in smaller groups, so that every forward
-                # pass holds about as many pixels as batch_size images at the input size
-                group = max(1, int(len(xs) * h * w // (size[0] * size[1])))
-                parts = [_forward(model, xs[j:j + group], flip) for j in range(0, len(xs), group)]
-                p_s = [torch.cat([p[t] for p, _ in parts]) for t in range(len(parts[0][0]))]
-                c_s = [torch.cat([c[t] for _, c in parts]) for t in range(len(parts[0][1]))]
-                del parts
-                if size != (h, w):
-                    p_s = [F.interpolate(m, size=grid, mode="bicubic", align_corners=False) for m in p_s]
-                    c_s = [F.interpolate(m, size=grid, mode="bicubic", align_corners=False) for m in c_s]
-                pafs = p_s if pafs is None else [a + b for a, b in zip(pafs, p_s)]
-                cms = c_s if cms is None else [a + b for a, b in zip(cms, c_s)]
-            pafs = [m / len(scales) for m in pafs]
-            cms = [m / len(scales) for m in cms]
-            if all_stages:
-                pafs_all.append([p.cpu() for p in pafs])
-                cms_all.append([c.cpu() for c in cms])
-            else:
-                pafs_all.append([upsample_maps(pafs[-1], factor, mode).cpu()])
-                cms_all.append([upsample_maps(cms[-1], factor, mode, positive=True).cpu()])
-    finally:
-        model.train(was_training)
-    pafs_out = [torch.cat([b[t] for b in pafs_all]) for t in range(len(pafs_all[0]))]
-    cms_out = [torch.cat([b[t] for b in cms_all]) for t in range(len(cms_all[0]))]
-    if all_stages:
-        return pafs_out, cms_out
-    return cms_out[0], pafs_out[0]
-
-
-def parse_maps(heatmaps: torch.Tensor, pafs: torch.Tensor, upsample: int = 1, mode: str = "bicubic",
-               stride: float = STRIDE, **parse_kwargs) -> list[list[Person]]:
-    """People in image pixels from stride-``stride`` maps ``(B, K, H, W)`` and
-    ``(B, 2C, H, W)`` (or one image's ``(K, H, W)`` and ``(2C, H, W)``): optionally
-    upsampled by ``upsample`` (:func:`upsample_maps`), then
-    :func:`~kpedu.openpose.parse_batch` with COCO-17's limbs, the stride of the maps
-    parsed (``stride / upsample``) and :data:`RECIPE` ``["parse"]`` updated with
-    ``parse_kwargs``. Works on network outputs and on ground-truth targets alike."""
-    factor = _check_upsample(upsample)
-    stride = checks.number(stride, "stride", minimum=0.0, min_open=True)
-    kwargs = {**RECIPE["parse"], **parse_kwargs}
-    _check_options(**kwargs)
-    checks.same_device(heatmaps=heatmaps, pafs=pafs)
-    heatmaps = checks.maps(heatmaps, "heatmaps", ndim=(3, 4), shape_text="(B, K, H, W) or (K, H, W)")
-    pafs = checks.maps(pafs, "pafs", ndim=(3, 4), shape_text="(B, 2C, H, W) or (2C, H, W)")
-    if heatmaps.ndim != pafs.ndim:
-        raise ValueError(f"heatmaps and pafs must both be batches or both one image's maps, got shapes "
-                         f"{tuple(heatmaps.shape)} and {tuple(pafs.shape)}")
-    if heatmaps.ndim == 3:
-        heatmaps, pafs = heatmaps[None], pafs[None]
-    hm = upsample_maps(heatmaps.float(), factor, mode, positive=True)
-    pf = upsample_maps(pafs.float(), factor, mode)
-    return parse_batch(hm, pf, _limbs(), stride=stride / factor, **kwargs)
-
-
-def detect(model: OpenPoseNet, images: torch.Tensor, batch_size: int = 16, upsample: int | None = None,
-           mode: str = "bicubic", flip: bool | None = None, scales=None, **parse_kwargs) -> list[list[Person]]:
-    """Detected people for every image: :func:`predict` then :func:`parse_maps`, batch by
-    batch. ``upsample=None`` takes :data:`RECIPE` ``["upsample"]`` (8: parse at the input
-    resolution); ``1`` parses the stride-8 maps. ``flip=None`` and ``scales=None`` take
-    :data:`RECIPE` ``["flip"]`` and ``["test_scales"]`` (test-time augmentation,
-    :func:`predict`; ``flip=False, scales=(1,)``: one pass). ``parse_kwargs`` override
-    :data:`RECIPE` ``["parse"]`` (e.g. ``threshold=0.2``). Returns one list of
-    :class:`~kpedu.openpose.Person` per image, keypoints in image pixels."""
-    images = _check_images(images, model)
-    factor = _check_upsample(upsample, recipe_default=True)
-    batch_size = checks.integer(batch_size, "batch_size", minimum=1)
-    flip = RECIPE["flip"] if flip is None else flip
-    if not isinstance(flip, bool):
-        raise TypeError(f"flip must be a bool, got {type(flip).__name__}")
-    scales = _check_scales(RECIPE["test_scales"] if scales is None else scales)
-    checks.choice(mode, "mode", ("bicubic", "bilinear"))
-    _check_options(**{**RECIPE["parse"], **parse_kwargs})
-    out: list[list[Person]] = []
-    for i in range(0, len(images), batch_size):
-        heat, pafs = predict(model, images[i:i + batch_size], batch_size, flip=flip, scales=scales)
-        out += parse_maps(heat, pafs, factor, mode, **parse_kwargs)
-    return out
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -1110,3 +740,148 @@ def _book(profile, device):
     model = make_model()
     metrics = run_recipe(model, profile, device)
     return model.cpu(), metrics
+
+
+# ----------------------------------------------------------------------------- paper scale (COCO)
+
+#: The TPAMI configuration for ``openpose-coco`` (Cao et al., "OpenPose: Realtime
+#: Multi-Person 2D Pose Estimation using Part Affinity Fields", TPAMI 2021): the network of
+#: :func:`kpedu.openpose.openpose_paper` (VGG-19 to conv4_2, 5 PAF stages + 1 CM stage,
+#: PReLU) with kpedu's COCO-17 targets (17 confidence maps, the chapter's 19 limbs; the
+#: paper's extra neck channel is not used), 368x368 input. Optimiser and schedule: the
+#: released Caffe solver's values as recalled (SGD, momentum 0.9, base LR 4e-5 per image
+#: of a batch of 10, weight decay 5e-4, LR x0.333 every 136,106 iterations, 600,000
+#: iterations); NOT checked here (CMU-Perceptual-Computing-Lab/openpose_train's solver
+#: file was not reachable in this session). The chapter's augmentation is used.
+PAPER = {
+    "image_size": 368,
+    "model": {"num_keypoints": 17, "num_limbs": 19},
+    "batch_size": 10,
+    "lr": 4e-5 * 10,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "steps": 600_000,
+    "lr_step": 136_106 / 600_000,
+    "gamma": 0.333,
+    "val_images": None,
+    "gpu_cost": "522 GFLOP per 368x368 image x 10 x 600,000 steps = 3.1e18 FLOP: about 17 GPU-hours (estimate: kpedu.bench.count_flops forward+backward, at an assumed sustained 50 TFLOP/s under mixed precision, compute only)",
+    "aims_at": "COCO keypoint AP 64.2 on test-dev for the TPAMI network (Cao et al. 2019, as quoted in "
+               "book/ch02-openpose/03-training-and-results; not re-checked); this recipe measures val2017",
+}
+
+
+class _AugmentedScenes:
+    """A re-iterable over a ``DataLoader`` of :class:`kpedu.datasets.CocoScenes` items
+    (:func:`kpedu.datasets.collate_scenes`) whose batches get the chapter's augmentation,
+    targets and loss mask (:func:`_scene_batch`); ``sampler`` is the loader's."""
+
+    def __init__(self, loader, seed: int):
+        self.loader = loader
+        self.sampler = loader.sampler
+        self.generator = torch.Generator().manual_seed(seed)
+        self.options = _target_options(None, None, None)
+
+    def __iter__(self):
+        for b in self.loader:
+            unl = torch.stack([u.float() for u in b["unlabelled"]])[:, None]
+            yield _scene_batch(b["image"], unl, b["keypoints"], b["visible"], b["index"], self.generator, True,
+                               *self.options)
+
+
+def load_backbone_weights(model: OpenPoseNet, path) -> None:
+    """Load a ``state_dict`` file (``torch.load(weights_only=True)``) into ``model``'s VGG-19
+    backbone: keys as in ``model.backbone.state_dict()``, or with a ``backbone.`` prefix.
+    Raises :class:`kpedu.hub.RecipeInputError` naming the missing / unexpected keys."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise hub.RecipeInputError(f"--weights {path}: cannot be read as a torch state_dict ({exc})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise hub.RecipeInputError(f"--weights {path}: expected a state_dict (dict of tensors), got "
+                                   f"{type(state).__name__}")
+    state = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in state.items()}
+    want = model.backbone.state_dict()
+    missing, unexpected = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or unexpected:
+        raise hub.RecipeInputError(
+            f"--weights {path}: keys do not match the VGG-19 backbone (missing {len(missing)}, e.g. "
+            f"{missing[:3]}; unexpected {len(unexpected)}, e.g. {unexpected[:3]}); expected "
+            f"model.backbone.state_dict() keys such as {list(want)[:2]}")
+    bad = [k for k in want if tuple(state[k].shape) != tuple(want[k].shape)]
+    if bad:
+        raise hub.RecipeInputError(f"--weights {path}: shapes differ for {bad[:3]} (expected "
+                                   f"{[tuple(want[k].shape) for k in bad[:3]]})")
+    model.backbone.load_state_dict(state)
+
+
+def run_paper(data, eval_data=None, steps: int | None = None, size: int | None = None, device=None,
+              progress: bool = True, seed: int = 0, weights=None, model_overrides: dict | None = None,
+              batch_size: int | None = None, val_images: int | None = None):
+    """Train the TPAMI OpenPose network on COCO 2017 train scenes and return ``(model, metrics)``.
+
+    ``data``: the COCO folder (:class:`kpedu.datasets.CocoScenes`, crowd and unlabelled
+    people in the loss mask); ``eval_data``: the folder holding val2017 (default
+    ``data``). The chapter's code: :func:`openpose_batch_loss`, :func:`_scene_batch`'s
+    augmentation and targets, :func:`kpedu.train.fit` (AMP and channels-last on CUDA,
+    data-parallel through :func:`kpedu.distributed.distributed_loader`), :func:`evaluate`
+    (COCO AP through pycocotools, on the resized val2017 images). ``weights``: a VGG-19
+    ``state_dict`` for the backbone (:func:`load_backbone_weights`); without it the
+    backbone starts from scratch. ``steps``, ``size``, ``batch_size``, ``model_overrides``
+    and ``val_images`` shrink the run for tests."""
+    from ..datasets import CocoScenes
+    from ..distributed import distributed_loader
+    from ..runtime import get_device
+    from ..train import fit
+    from .model import openpose_paper
+
+    size = PAPER["image_size"] if size is None else checks.integer(size, "size", minimum=16)
+    if size % STRIDE:
+        raise hub.RecipeInputError(f"--size must be a multiple of {STRIDE} (OpenPose's stride), got {size}")
+    steps = PAPER["steps"] if steps is None else checks.integer(steps, "steps", minimum=1)
+    bs = PAPER["batch_size"] if batch_size is None else checks.integer(batch_size, "batch_size", minimum=1)
+    device = torch.device(device) if device is not None else get_device()
+    train_set = CocoScenes(data, "train", image_size=size)
+    val_set = CocoScenes(data if eval_data is None else eval_data, "val", image_size=size)
+    if model_overrides:
+        model = OpenPoseNet(**{"backbone": "vgg19", "paf_stages": 5, "cm_stages": 1, "activation": "prelu",
+                               **PAPER["model"], **model_overrides})
+    else:
+        model = openpose_paper(**PAPER["model"])
+    if weights is not None:
+        load_backbone_weights(model, weights)
+    loader = distributed_loader(train_set, bs, seed=seed, device=device, collate_fn=_collate_coco)
+    opt = torch.optim.SGD(model.parameters(), lr=PAPER["lr"], momentum=PAPER["momentum"],
+                          weight_decay=PAPER["weight_decay"])
+    sched = torch.optim.lr_scheduler.StepLR(opt, max(1, round(PAPER["lr_step"] * steps)), PAPER["gamma"])
+    hist = fit(model, _AugmentedScenes(loader, seed), openpose_batch_loss, steps=steps, optimizer=opt,
+               scheduler=sched, device=device, log_every=max(1, min(100, steps // 10)), desc="openpose-coco",
+               progress=progress)
+    n_val = PAPER["val_images"] if val_images is None else checks.integer(val_images, "val_images", minimum=1)
+    val = val_set.materialise(n_val)
+    r = evaluate(model, val)
+    skipped = train_set.report() + val_set.report()
+    metrics = {k: r[k] for k in ("AP", "AP50", "AP75", "APm", "APl", "AR")}
+    metrics.update({"people_per_image": r["people_per_image"], "loss": round(float(hist.loss[-1]), 4),
+                    "steps": steps, "train_images": len(train_set), "val_images": len(val),
+                    "skipped_images": skipped, "backbone": "weights file" if weights is not None else "scratch"})
+    return model.cpu(), metrics
+
+
+def _collate_coco(items):
+    from ..datasets import collate_scenes
+
+    return collate_scenes(items)
+
+
+@hub.recipe("openpose-coco", data="COCO 2017: annotations/person_keypoints_{train,val}2017.json + "
+                                  "images/{train,val}2017/ (or {train,val}2017/)",
+            eval_data="a COCO folder with val2017 (default: --data)",
+            description="OpenPose, the TPAMI network (VGG-19, 5 PAF + 1 CM stages), 368x368 COCO 2017 train, "
+                        "COCO AP on val2017; aims at the TPAMI paper's 64.2 AP on test-dev (not re-checked); estimated GPU "
+                        "cost: about 17 GPU-hours (an estimate: PAPER['gpu_cost'])")
+def _paper_coco(profile, device, *, data, eval_data=None, steps=None, weights=None, size=None, width=None):
+    overrides = None if width is None else {"stage_channels": width, "stage_hidden": width, "feature_channels": width}
+    return run_paper(data, eval_data, steps=steps, size=size, device=device, weights=weights,
+                     model_overrides=overrides)

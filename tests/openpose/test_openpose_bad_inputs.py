@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import kpedu.train
 from badinput import Case, assert_ok, parametrize, gen as _gen, until as _until
 from kpedu.openpose import experiment as E
+from kpedu.openpose import inference as I
 from kpedu.openpose import model as M
 from kpedu.openpose import targets as T
 
@@ -305,7 +306,7 @@ def test_bad_input_cases_cover_the_public_api():
         "flip_permutation",     # no arguments
         "openpose_batch_loss",  # a model and a batch dict of scene_batches (its arrays are checked there)
     }
-    for mod in (T, P, M, E):
+    for mod in (T, P, M, I, E):
         for name in mod.__all__:
             obj = getattr(mod, name)
             if callable(obj) and name not in without:

@@ -25,7 +25,6 @@ from kpedu.openpose import OpenPoseNet, Person, batch_targets, confidence_maps, 
 from kpedu.openpose.experiment import (
     RECIPE,
     SceneTensors,
-    _pad_extrapolate,
     detect,
     evaluate,
     evaluate_people,
@@ -45,6 +44,7 @@ from kpedu.openpose.experiment import (
     unflip_maps,
     upsample_maps,
 )
+from kpedu.openpose.inference import _pad_extrapolate
 
 K, C = 17, 19
 TINY = {"stage_channels": 8, "stage_blocks": 1, "stage_hidden": 16, "feature_channels": 16, "backbone_width": 4,
