@@ -51,6 +51,7 @@ them (:func:`checkpoint_dir`, :func:`registry_path`, :func:`read_registry`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import math
@@ -347,27 +348,8 @@ def train(
         raise RecipeInputError(f"recipe {name!r} trains on a real data set: use train_paper({name!r}, data=...) "
                                f"or python -m kpedu.hub train {name} --data PATH ({rec.data})")
 
-    owns_group = not kdist.is_distributed()
-    info = kdist.init_distributed(device)
-    old_profile = os.environ.get("KPEDU_PROFILE")
-    os.environ["KPEDU_PROFILE"] = profile
-    try:
-        prof = runtime.get_profile()
-        runtime.seed_everything(seed)
-        if verbose and info.is_main:
-            print(runtime.banner(prof, info.device, seed) + f" | world_size={info.world_size}")
-            print(f"[kpedu.hub] training {name!r}: {rec.description}")
-        t0 = time.perf_counter()
-        out = rec.fn(prof, info.device)
-        seconds = time.perf_counter() - t0
-        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.nn.Module)):
-            raise TypeError(f"recipe {name!r} must return (model, metrics), got {type(out).__name__}")
-        model, metrics = out
-        if metrics is None:
-            metrics = {}
-        if not isinstance(metrics, Mapping):
-            raise TypeError(f"recipe {name!r} returned metrics of type {type(metrics).__name__}, not a dict")
-        metrics = _json_safe(dict(metrics), "metrics")
+    with _recipe_session(profile, device) as info:
+        model, metrics, seconds = _call_recipe(rec, info, seed, verbose, f"training {name!r}")
         command = _command(name, profile, seed, device, info.world_size)
 
         ent = None
@@ -401,6 +383,21 @@ def train(
                 print(f"[kpedu.hub] wrote {path} (sha256 {ent['sha256']}) and {registry_path().name}")
         kdist.barrier()
         return ent
+
+
+@contextlib.contextmanager
+def _recipe_session(profile: str, device: str | None):
+    """Where a recipe runs: the process group (initialised here unless torchrun's caller
+    already did, and torn down after) and ``KPEDU_PROFILE`` set to ``profile`` (restored
+    after), so that ``runtime.pick`` inside the recipe agrees. Yields the :class:`DistInfo`."""
+    from . import distributed as kdist
+
+    owns_group = not kdist.is_distributed()
+    info = kdist.init_distributed(device)
+    old_profile = os.environ.get("KPEDU_PROFILE")
+    os.environ["KPEDU_PROFILE"] = profile
+    try:
+        yield info
     finally:
         if old_profile is None:
             os.environ.pop("KPEDU_PROFILE", None)
@@ -408,6 +405,28 @@ def train(
             os.environ["KPEDU_PROFILE"] = old_profile
         if owns_group:
             kdist.cleanup()
+
+
+def _call_recipe(rec: Recipe, info: Any, seed: int, verbose: bool, what: str, **options: Any
+                 ) -> tuple[torch.nn.Module, dict[str, Any], float]:
+    """Seed, announce and run ``rec`` under the active profile; its ``(model, metrics)``
+    checked (metrics made JSON-safe) and the seconds it took."""
+    prof = runtime.get_profile()
+    runtime.seed_everything(seed)
+    if verbose and info.is_main:
+        print(runtime.banner(prof, info.device, seed) + f" | world_size={info.world_size}")
+        print(f"[kpedu.hub] {what}: {rec.description}")
+    t0 = time.perf_counter()
+    out = rec.fn(prof, info.device, **options)
+    seconds = time.perf_counter() - t0
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.nn.Module)):
+        raise TypeError(f"recipe {rec.name!r} must return (model, metrics), got {type(out).__name__}")
+    model, metrics = out
+    if metrics is None:
+        metrics = {}
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"recipe {rec.name!r} returned metrics of type {type(metrics).__name__}, not a dict")
+    return model, _json_safe(dict(metrics), "metrics"), seconds
 
 
 def _check_cuda(device: str | None) -> None:
@@ -479,24 +498,10 @@ def train_paper(
     if folder.exists() and not folder.is_dir():
         raise RecipeInputError(f"--out {folder} is a file; expected a folder for {name}.pt and {name}.json")
 
-    owns_group = not kdist.is_distributed()
-    info = kdist.init_distributed(device)
-    old_profile = os.environ.get("KPEDU_PROFILE")
-    os.environ["KPEDU_PROFILE"] = profile
-    try:
-        prof = runtime.get_profile()
-        runtime.seed_everything(seed)
-        if verbose and info.is_main:
-            print(runtime.banner(prof, info.device, seed) + f" | world_size={info.world_size}")
-            print(f"[kpedu.hub] training {name!r} on {data}: {rec.description}")
-        t0 = time.perf_counter()
-        out_ = rec.fn(prof, info.device, data=data, eval_data=eval_data, steps=steps, weights=weights, size=size,
-                      width=width)
-        seconds = time.perf_counter() - t0
-        if not (isinstance(out_, tuple) and len(out_) == 2 and isinstance(out_[0], torch.nn.Module)):
-            raise TypeError(f"recipe {name!r} must return (model, metrics), got {type(out_).__name__}")
-        model, metrics = out_
-        metrics = _json_safe(dict(metrics or {}), "metrics")
+    with _recipe_session(profile, device) as info:
+        model, metrics, seconds = _call_recipe(rec, info, seed, verbose, f"training {name!r} on {data}",
+                                               data=data, eval_data=eval_data, steps=steps, weights=weights,
+                                               size=size, width=width)
         parts = [f"torchrun --nproc_per_node={info.world_size} -m kpedu.hub" if info.world_size > 1
                  else "python -m kpedu.hub", "train", shlex.quote(name), "--data", shlex.quote(str(data))]
         for flag, value in (("--eval-data", eval_data), ("--steps", steps), ("--weights", weights),
@@ -522,13 +527,6 @@ def train_paper(
                 print(f"[kpedu.hub] wrote {path} and {path.with_suffix('.json').name} (not registered)")
         kdist.barrier()
         return record
-    finally:
-        if old_profile is None:
-            os.environ.pop("KPEDU_PROFILE", None)
-        else:
-            os.environ["KPEDU_PROFILE"] = old_profile
-        if owns_group:
-            kdist.cleanup()
 
 
 # --------------------------------------------------------------------------- CHECKPOINT_DIR

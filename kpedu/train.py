@@ -103,21 +103,9 @@ def _to_channels_last(batch: Any) -> Any:
     return batch
 
 
-def _batch_size(batch: Any) -> int | None:
-    """Leading dimension of the first tensor found in ``batch`` (None if there is none)."""
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.ndim > 0 else None
-    if isinstance(batch, Mapping):
-        items: Iterable[Any] = batch.values()
-    elif isinstance(batch, (list, tuple)):
-        items = batch
-    else:
-        return None
-    for item in items:
-        n = _batch_size(item)
-        if n is not None:
-            return n
-    return None
+#: Leading dimension of the first tensor found in a batch (None if there is none); one
+#: definition, in :mod:`kpedu.distributed`, which cuts batches by it.
+_batch_size = kdist._leading_size
 
 
 def split_batch(batch: Any, parts: int) -> list[tuple[Any, float]]:
