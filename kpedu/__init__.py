@@ -14,6 +14,10 @@ Submodules (import them by name, e.g. ``from kpedu import codecs``):
 - :mod:`kpedu.distributed` data parallelism under ``torchrun``: each rank its share of the data
 - :mod:`kpedu.hub`      the registry of committed checkpoints and the recipes that make them
 - :mod:`kpedu.widgets`  interactive explorers with a static fallback
+- :mod:`kpedu.survey`   the reading list as data: the survey chapter's table, figures and bibliography
+
+Chapter packages: :mod:`kpedu.hourglass`, :mod:`kpedu.openpose`, :mod:`kpedu.fse`,
+:mod:`kpedu.d2net`, :mod:`kpedu.transporter` (with its videos in :mod:`kpedu.data.videos`).
 """
 from importlib import metadata as _metadata
 

@@ -98,7 +98,7 @@ __all__ = [
 
 #: Modules imported (lazily) to discover ``@recipe`` functions.
 RECIPE_MODULES: list[str] = ["kpedu.foundations", "kpedu.hourglass.experiment", "kpedu.openpose.experiment",
-                              "kpedu.fse.experiment", "kpedu.d2net.experiment"]
+                              "kpedu.fse.experiment", "kpedu.d2net.experiment", "kpedu.transporter.experiment"]
 
 _DEFAULT_PROFILE, _DEFAULT_SEED = "full", 0
 

@@ -178,3 +178,18 @@ def test_fit_channels_last_matches_on_cpu():
         assert torch.allclose(x, y, rtol=1e-4, atol=1e-5)
     with pytest.raises(TypeError, match="channels_last"):
         fit(torch.nn.Linear(2, 2), [torch.zeros(1, 2)], lambda m, b: m(b).sum(), steps=1, channels_last="yes")
+
+
+def test_transporter_video_smoke(tmp_path):
+    from kpedu.transporter import experiment as tx
+
+    root = tmp_path / "videos"
+    fixtures.write_video_folder(root, clips=4, frames=8, size=32)
+    model, m = tx.run_paper(root, steps=STEPS, size=32, device="cpu", progress=False, width=0.25)
+    assert m["steps"] == STEPS and m["train_clips"] == 3 and m["val_clips"] == 1 and m["skipped_images"] == 0
+    for key in ("loss", "mse", "copy_mse"):
+        _finite(m, key)
+    assert model.num_keypoints == tx.PAPER["num_keypoints"] == 5
+    assert tx.PAPER["image_size"] == 128 and tx.PAPER["gauss_std"] == 0.1 and tx.PAPER["width"] == 1.0
+    with pytest.raises(hub.RecipeInputError, match="no --weights"):
+        hub.get_recipe("transporter-video").fn("full", "cpu", data=root, weights="x.pt")

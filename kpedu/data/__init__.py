@@ -1,7 +1,7 @@
 """Data for the book: skeleton metainfo, synthetic people and faces, backgrounds, COCO keypoint JSON.
 
-Foundations chapter. Everything is generated on the fly or bundled with the package; no
-network access is needed at run time.
+Foundations chapter (and the Transporter chapter's videos). Everything is generated on the
+fly or bundled with the package; no network access is needed at run time.
 
 - :mod:`kpedu.data.skeleton`     :class:`Skeleton`, :func:`load_skeleton`, :data:`COCO17`
 - :mod:`kpedu.data.people`       :func:`make_person`, :func:`make_scene`, :class:`SyntheticPeople`
@@ -11,6 +11,9 @@ network access is needed at run time.
 - :mod:`kpedu.data.faces`        :func:`make_face`, :class:`SyntheticFaces`, :func:`make_faces`,
   :class:`FaceSet`, :data:`FACE_LANDMARKS` (procedural faces with exact landmarks, the
   factorized spatial embeddings chapter, book/ch03-fse)
+- :mod:`kpedu.data.videos`       :func:`~kpedu.data.videos.make_people_videos`,
+  :func:`~kpedu.data.videos.make_object_videos`, :class:`~kpedu.data.videos.VideoSet`
+  (clips with exact ground truth, the Transporter chapter, book/ch06-transporter)
 - :mod:`kpedu.data.coco`         :func:`to_coco`, :func:`write_coco`, :func:`read_coco`,
   :func:`results_to_coco`
 """

@@ -49,6 +49,10 @@ A folder of photographs for D2-Net training pairs (:mod:`kpedu.datasets.folder`)
 
     ROOT/**/*.{jpg,jpeg,png,ppm,pgm,bmp,tif,tiff,webp}
 
+Videos as folders of frames for the Transporter (:mod:`kpedu.datasets.video`)::
+
+    ROOT/<clip>/<frame>.{png,jpg,...}          (frames in natural file-name order)
+
 Common behaviour (:mod:`kpedu.datasets._common`):
 
 * a missing file or a wrong layout raises :class:`DatasetLayoutError` (a
@@ -76,8 +80,10 @@ from .coco import CocoPersonCrops, CocoScenes, collate_scenes, find_coco, openpo
 from .folder import FolderPairBatches, ImageFolderPairs, list_images
 from .hpatches import D2NET_EXCLUDED, HPatchesSequences, hpatches_sets, read_homography
 from .mpii import MPII16, MPIIPeople, mpii_head_size, read_mpii
+from .video import VideoFolder
 
 __all__ = [
+    "VideoFolder",
     "DatasetLayoutError",
     "ImageDataset",
     "read_rgb",

@@ -46,6 +46,7 @@ __all__ = [
     "write_celeba",
     "write_hpatches",
     "write_image_folder",
+    "write_video_folder",
     "ramp_image",
     "ramp_value",
     "corrupt_file",
@@ -504,3 +505,27 @@ def write_image_folder(root: str | os.PathLike, n: int = 5, size: tuple[int, int
         paths.append(p)
     write_text_atomic(root / "README.txt", "photographs for kpedu's image-folder pairs\n")
     return sorted(paths)
+
+
+def write_video_folder(root: str | os.PathLike, clips: int = 3, frames: int = 6, size: int = 40, seed: int = 0,
+                       corrupt: int = 0) -> dict:
+    """Clips of bouncing shapes (:func:`kpedu.data.videos.make_object_videos`) written as
+    ``ROOT/clip<k>/frame<t>.png`` (frame numbers unpadded, so only natural ordering
+    reads them in time order), plus a stray text file in the root and, with
+    ``corrupt > 0``, that many unreadable frames at the end of the last clip. Returns
+    ``{"clips": [names], "frames": (clips, frames, 3, size, size) uint8}``."""
+    from ..data.videos import make_object_videos
+
+    root = _root(root)
+    v = make_object_videos(clips, frames, size, seed)
+    names = []
+    for c in range(clips):
+        d = root / f"clip{c}"
+        d.mkdir(exist_ok=True)
+        for t in range(frames):
+            _write_image(d / f"frame{t}.png", v.frames[c, t].permute(1, 2, 0).numpy())
+        names.append(d.name)
+    _write_bytes(root / "README.txt", b"not a clip\n")
+    for k in range(corrupt):
+        corrupt_file(root / names[-1] / f"frame{frames + k}.png")
+    return {"clips": names, "frames": v.frames}

@@ -120,7 +120,7 @@ def _eyes(eyes, num_landmarks: int) -> tuple[int, int]:
 
 
 def regression_nme(train_learned, train_annotated, test_learned, test_annotated, eyes: Sequence[int] = (0, 1),
-                   ridge: float = 0.0) -> dict:
+                   ridge: float = 0.0, scale=None) -> dict:
     """The protocol end to end: fit on the training split, NME on the test split.
 
     Returns a dict with ``nme`` (mean, % of inter-ocular distance), ``per_image`` (``(N,)``
@@ -131,6 +131,11 @@ def regression_nme(train_learned, train_annotated, test_learned, test_annotated,
     image's regressed points are NaN, its error is infinite (so is the mean) and a
     ``RuntimeWarning`` says how many images this hit. Training images with a missing
     landmark are left out of the fit (:func:`fit_regressor`).
+
+    ``scale``, a pair ``(train_scale, test_scale)`` of per-image lengths ``(N,)`` and
+    ``(M,)``, replaces the inter-ocular distance as the normaliser (the Transporter chapter
+    divides by the person's standing height); ``eyes`` is then unused and the errors are
+    in % of that length.
     """
     tr_l = _as_np(train_learned, "train_learned", allow_nan=True)
     tr_gt = _as_np(train_annotated, "train_annotated")
@@ -147,11 +152,21 @@ def regression_nme(train_learned, train_annotated, test_learned, test_annotated,
     pred = apply_regressor(te_l, r)
     if pred.shape != gt.shape:
         raise ValueError(f"test sets disagree: {pred.shape} regressed against {gt.shape} annotated")
-    iod = inter_ocular(gt, eyes)
+    if scale is None:
+        iod, tr_iod = inter_ocular(gt, eyes), inter_ocular(tr_gt, eyes)
+    else:
+        if isinstance(scale, (str, bytes)) or not hasattr(scale, "__len__") or len(scale) != 2:
+            raise TypeError(f"scale must be a pair (train_scale, test_scale), got {checks.describe(scale)}")
+        tr_iod, iod = (checks.as_array(v, f"scale[{i}]").astype(np.float64).reshape(-1) for i, v in enumerate(scale))
+        for what, v, n in (("scale[0] (train)", tr_iod, len(tr_gt)), ("scale[1] (test)", iod, len(gt))):
+            if v.shape != (n,):
+                raise ValueError(f"{what} must hold one length per image, {n}, got {v.shape[0]}")
+            if not (np.isfinite(v).all() and (v > 0).all()):
+                raise ValueError(f"{what} must be finite and > 0")
     per_image = _per_image_nme(pred, gt, iod, "test") * 100
     with np.errstate(invalid="ignore"):
         dist = np.where(_missing(pred)[:, None], np.inf, np.linalg.norm(pred - gt, axis=-1))
     per_point = (dist / iod[:, None]).mean(0) * 100
-    train = np.nanmean(_per_image_nme(apply_regressor(tr_l, r), tr_gt, inter_ocular(tr_gt, eyes), "training")) * 100
+    train = np.nanmean(_per_image_nme(apply_regressor(tr_l, r), tr_gt, tr_iod, "training")) * 100
     return {"nme": float(per_image.mean()), "per_image": per_image, "per_point": per_point,
             "train_nme": float(train), "regressor": r, "predictions": pred}

@@ -234,12 +234,20 @@ def evaluate(model: StackedHourglass, people: PeopleTensors, flip_test: bool = F
     return out
 
 
-def per_stack_pck(model: StackedHourglass, people: PeopleTensors, threshold: float = 0.2,
-                  flip_test: bool = False) -> list[float]:
-    """Mean torso PCK at ``threshold`` of every stack's heatmaps, first to last."""
-    threshold = checks.number(threshold, "threshold", minimum=0.0, min_open=True)
-    return [float(pck(predict(model, people.images, flip_test, s)[0], people.keypoints, people.visible, "torso",
-                      threshold).mean) for s in range(model.num_stacks)]
+def per_stack_pck(model: StackedHourglass, people: PeopleTensors, threshold=0.2,
+                  flip_test: bool = False):
+    """Mean torso PCK at ``threshold`` of every stack's heatmaps, first to last: a list.
+
+    ``threshold`` may also be a sequence of thresholds; the result is then a dict
+    ``{threshold: list}``, from one pass of the network per stack."""
+    single = not isinstance(threshold, (list, tuple))
+    thresholds = [threshold] if single else list(threshold)
+    if not thresholds:
+        raise ValueError("threshold must be a number or a non-empty sequence of numbers")
+    thresholds = [checks.number(t, "threshold", minimum=0.0, min_open=True) for t in thresholds]
+    preds = [predict(model, people.images, flip_test, s)[0] for s in range(model.num_stacks)]
+    out = {t: [float(pck(p, people.keypoints, people.visible, "torso", t).mean) for p in preds] for t in thresholds}
+    return out[thresholds[0]] if single else out
 
 
 def _subset(people: PeopleTensors, n: int) -> PeopleTensors:

@@ -25,6 +25,7 @@ def _root() -> Path:
     F.write_celeba(path / "celeba")
     F.write_hpatches(path / "hpatches", sequences=("v_a",))
     F.write_image_folder(path / "folder", n=2)
+    F.write_video_folder(path / "videos", clips=2, frames=3, size=16)
     return path
 
 
@@ -68,6 +69,13 @@ CASES = [
     Case(D.mpii_head_size, lambda: {"head_box": np.array([0.0, 0.0, 30.0, 40.0])}, {},
          extra={"head_box": [("three values", np.zeros(3), "error"), ("text", "box", "error"),
                              ("complex", np.zeros(4) + 1j, "error")]}),
+    Case(D.VideoFolder, lambda: {"root": _root() / "videos", "size": 16, "min_frames": 2},
+         {"size": "count", "min_frames": "count"},
+         extra={"min_frames": [("one frame makes no pair", 1, "error")], "root": [("not a path", 3, "error")]}),
+    Case(lambda **kw: next(D.VideoFolder(_root() / "videos", size=16).pair_batches(**kw)),
+         lambda: {"batch_size": 2, "seed": 0, "max_gap": 1},
+         {"batch_size": "count", "seed": "index", "max_gap": "count"},
+         extra={"clips": [("unknown clip", [7], "error"), ("no clip", [], "error")]}),
     Case(D.materialise, lambda: {"dataset": D.HPatchesSequences(_root() / "hpatches", max_size=16), "n": 1},
          {"n": "count"}, extra={"dataset": [("a list", [1, 2], "error")]}),
 ]

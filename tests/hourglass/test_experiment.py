@@ -233,6 +233,10 @@ def test_evaluate_and_per_stack_pck(val):
     assert len(per) == m.num_stacks == 2 and all(0.0 <= v <= 1.0 for v in per)
     assert per[-1] == pytest.approx(r["pck@0.2"], abs=1e-4)
     assert len(per_stack_pck(tiny_model(num_stacks=3), val, threshold=0.5)) == 3
+    both = per_stack_pck(m, val, threshold=(0.1, 0.5))
+    assert both[0.1] == per_stack_pck(m, val, threshold=0.1) and both[0.5] == per_stack_pck(m, val, threshold=0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        per_stack_pck(m, val, threshold=())
 
 
 # ---- recipes

@@ -123,6 +123,7 @@ CASES = [
     Case(E.evaluate, lambda: dict(stack=-1), {"stack": "index"}, skip={"stack": _STACK_SKIP},
          extra={"stack": _STACK_BAD}, call=lambda **kw: E.evaluate(_net(), _people(), **kw)["pck@0.2"]),
     Case(E.per_stack_pck, lambda: dict(threshold=0.2), {"threshold": "positive"},
+         skip={"threshold": {"list"}},   # a list of thresholds is a valid input (one result per threshold)
          call=lambda **kw: E.per_stack_pck(_net(), _people(), **kw)),
     Case(E.run_recipe, lambda: dict(curve_points=1, steps=2, start_cycle=0), {"curve_points": "index", "steps": "count",
                                                                             "start_cycle": "index"},
@@ -258,7 +259,7 @@ def test_stack_index_is_checked():
 
 
 def test_a_non_finite_threshold_is_an_error():
-    for value in (math.nan, math.inf, 0.0):
+    for value in (math.nan, math.inf, 0.0, [0.2, math.nan], ()):
         with pytest.raises(ValueError, match="threshold"):
             E.per_stack_pck(_net(), _people(), threshold=value)
 
